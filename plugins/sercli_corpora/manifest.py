@@ -1,0 +1,132 @@
+"""From a corpus reader's records to a manifest: label rules, missing files, durations, summary.
+
+Scanning metadata is cheap, so every record is scanned and checked (labels, duplicate ids)
+before any audio file is opened; only then are durations read and records written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sercli import log
+from sercli.audio import duration
+from sercli.base import Corpus
+from sercli.errors import SercliError
+from sercli.records import RecordWriter
+from sercli_corpora.labels import CANONICAL, LabelRules
+
+# Fields in the order they appear in each manifest line; other fields a reader adds follow.
+FIELDS = ("id", "audio", "emotion", "raw_label", "speaker", "session", "gender", "transcript")
+SHOWN = 5  # ids quoted in a warning before "..."
+
+
+def prepare_manifest(corpus: Corpus, root: Path, rules: LabelRules, writer: RecordWriter) -> dict[str, Any]:
+    """Write the manifest; returns what the summary needs (records written, dropped, missing, failed)."""
+    kept, dropped = _apply_labels(list(corpus.scan(root)), rules)
+    _check_unique(kept)
+    present = [r for r in kept if Path(r["audio"]).is_file()]
+    missing = [r for r in kept if not Path(r["audio"]).is_file()]
+    if missing:
+        log.warn(
+            f"{len(missing)} files listed in the corpus metadata are missing on disk and were skipped: "
+            f"{_some(r['audio'] for r in missing)}"
+        )
+    provenance = {**corpus.provenance(), **rules.describe()}
+    written, failed = [], []
+    with log.progress() as bar:
+        task = bar.add_task("Reading durations", total=len(present))
+        for record in present:
+            try:
+                seconds = duration(record["audio"])
+            except Exception as exc:  # soundfile names the problem (not audio, truncated header...)
+                failed.append(record["id"])
+                log.warn(f"{record['id']}: cannot read {record['audio']}: {exc}")
+            else:
+                out = _ordered(record, seconds, provenance)
+                writer.write(out)
+                written.append(out)
+            bar.advance(task)
+    return {"written": written, "dropped": dropped, "missing": missing, "failed": failed}
+
+
+def _apply_labels(records: list[dict[str, Any]], rules: LabelRules) -> tuple[list[dict], Counter]:
+    kept, dropped, unknown = [], Counter(), Counter()
+    for record in records:
+        label = rules.label(record["raw_label"], record.get("emotion"))
+        if label is None:
+            unknown[record["raw_label"]] += 1
+        elif rules.keeps(label):
+            kept.append({**record, "emotion": label})
+        else:
+            dropped[label] += 1
+    if unknown:
+        first = next(iter(unknown))
+        raise SercliError(
+            f"labels sercli does not know: {', '.join(f'{k} ({n})' for k, n in unknown.most_common())}; "
+            f"map them with e.g. --map {first}=other (known: {', '.join(CANONICAL)})"
+        )
+    return kept, dropped
+
+
+def _check_unique(records: list[dict[str, Any]]) -> None:
+    seen: dict[str, str] = {}
+    for record in records:
+        if record["id"] in seen:
+            raise SercliError(
+                f"id {record['id']!r} appears twice ({seen[record['id']]} and {record['audio']}); "
+                "give each file a unique id (generic CSV: an id column)"
+            )
+        seen[record["id"]] = record["audio"]
+
+
+def _ordered(record: dict[str, Any], seconds: float, provenance: dict[str, Any]) -> dict[str, Any]:
+    out = {k: record[k] for k in FIELDS if record.get(k) is not None}
+    out["duration"] = round(seconds, 4)
+    out["source"] = "real"
+    out.update((k, v) for k, v in record.items() if k not in out and v is not None)
+    out["provenance"] = provenance
+    return out
+
+
+def _some(items) -> str:
+    items = list(items)
+    more = f", ... ({len(items) - SHOWN} more)" if len(items) > SHOWN else ""
+    return ", ".join(str(i) for i in items[:SHOWN]) + more
+
+
+def print_summary(result: dict[str, Any], rules: LabelRules, destination: str) -> None:
+    """Counts per label, speaker and session as rich tables on stderr."""
+    if os.environ.get("SERCLI_QUIET"):
+        return
+    from rich.columns import Columns
+    from rich.table import Table
+
+    written = result["written"]
+    minutes = sum(r["duration"] for r in written) / 60
+
+    def table(title: str, key: str, limit: int = 25) -> Table:
+        counts = Counter(str(r.get(key, "-")) for r in written)
+        t = Table(title=f"{title} ({len(counts)})", title_justify="left")
+        t.add_column(title)
+        t.add_column("files", justify="right")
+        for name, n in sorted(counts.items())[:limit]:
+            t.add_row(name, str(n))
+        if len(counts) > limit:
+            t.add_row(f"... {len(counts) - limit} more", "")
+        return t
+
+    log.console.print(Columns([table("label", "emotion"), table("speaker", "speaker"), table("session", "session")]))
+    if result["dropped"]:
+        kept = ",".join(rules.classes or ())
+        log.info(
+            f"Left out by --classes {kept}: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(result["dropped"].items()))
+        )
+    log.info(
+        f"Wrote {len(written)} records ({minutes:.1f} minutes) to {destination}"
+        + (f"; {len(result['missing'])} missing on disk" if result["missing"] else "")
+        + (f"; {len(result['failed'])} unreadable" if result["failed"] else "")
+    )

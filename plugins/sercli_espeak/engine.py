@@ -1,0 +1,109 @@
+"""The ``espeak`` TTS engine: espeak-ng voices with per-emotion prosody rules."""
+
+from __future__ import annotations
+
+import random
+import re
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from sercli.base import Options, TTSEngine
+from sercli.errors import RecordError, SercliError
+from sercli_espeak.library import LOCK, Prosody, espeak
+
+NEUTRAL = Prosody()
+
+# Prosody rules after Murray & Arnott (1993, JASA 93(2)) relative to neutral speech:
+#   anger: slightly faster, very much higher pitch, much wider range, louder;
+#   happiness: faster, much higher pitch, much wider range, louder;
+#   sadness: slightly slower, slightly lower, narrower range, softer (plus longer pauses);
+#   fear: much faster, very much higher pitch, wider range, normal loudness;
+#   disgust: very much slower, very much lower pitch, slightly wider range, softer.
+# Surprise (high, very wide, slightly fast) follows Cahn (1990); boredom (slow, low, flat, soft)
+# follows Burkhardt & Sendlmeier (2000); calm is a softened, slightly slower neutral.
+PROSODY: dict[str, Prosody] = {
+    "neutral": NEUTRAL,
+    "angry": Prosody(rate=195, pitch=65, range=85, volume=130),
+    "happy": Prosody(rate=190, pitch=68, range=80, volume=115),
+    "sad": Prosody(rate=145, pitch=38, range=25, volume=75, wordgap=2),
+    "fear": Prosody(rate=225, pitch=75, range=75, volume=100),
+    "disgust": Prosody(rate=135, pitch=32, range=60, volume=85, wordgap=1),
+    "surprise": Prosody(rate=185, pitch=72, range=95, volume=115),
+    "calm": Prosody(rate=160, pitch=45, range=40, volume=85, wordgap=1),
+    "boredom": Prosody(rate=145, pitch=38, range=12, volume=85, wordgap=1),
+}
+
+# Accent (espeak-ng language voice) + voice variant from espeak-ng-data/voices/!v;
+# six female (f*) and six male (no variant or m*) speakers.
+DEFAULT_VOICES = [
+    "en-us", "en-us+f2", "en-us+f3", "en-us+m3",
+    "en-us-nyc+f4", "en-gb-x-rp", "en-gb-x-rp+f1", "en-gb-scotland+m2",
+    "en-gb-scotland+f5", "en+m7", "en-029+f3", "en-gb-x-gbclan+m6",
+]
+
+_LIMITS = {"rate": (80, 450), "pitch": (0, 100), "range": (0, 100), "volume": (0, 200), "wordgap": (0, 50)}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class EspeakEngine(TTSEngine):
+    name = "espeak"
+    description = "espeak-ng (offline, formant synthesis) with per-emotion prosody rules"
+    max_concurrency = 1  # the library is process-global and not thread-safe
+
+    class Options(Options):
+        voices: str = Field("", description="comma-separated espeak-ng voices (default: 12 English voices)")
+        prosody: float = Field(
+            1.0, ge=0.0, le=3.0,
+            description="scale of the emotional prosody: 0 = neutral for all, 1 = rules, >1 exaggerated",
+        )
+        voice_variation: bool = Field(True, description="small fixed prosody offsets per voice")
+
+    def voices(self, emotion: str | None = None) -> list[str]:
+        if emotion is not None:
+            self._rules(emotion)
+        chosen = [v.strip() for v in self.options.voices.split(",") if v.strip()]
+        return chosen or list(DEFAULT_VOICES)
+
+    def prosody(self, emotion: str, voice: str) -> Prosody:
+        """The espeak-ng parameters used for ``emotion`` spoken by ``voice``."""
+        rules, scale = self._rules(emotion), self.options.prosody
+        values = {k: getattr(NEUTRAL, k) + scale * (getattr(rules, k) - getattr(NEUTRAL, k)) for k in _LIMITS}
+        if self.options.voice_variation:
+            # Seeded by the voice name, so a voice keeps its own habits across runs and emotions.
+            rng = random.Random(zlib.crc32(voice.encode()))
+            values["rate"] *= 1 + rng.uniform(-0.06, 0.06)
+            values["pitch"] += rng.uniform(-5, 5)
+            values["range"] += rng.uniform(-6, 6)
+        clipped = {k: int(round(min(max(v, _LIMITS[k][0]), _LIMITS[k][1]))) for k, v in values.items()}
+        return replace(NEUTRAL, **clipped)
+
+    def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
+        from sercli.audio import resample, write_wav
+
+        clean = " ".join(_CONTROL.sub(" ", text).split())
+        if not clean:
+            raise RecordError("cannot synthesise empty text")
+        prosody = self.prosody(emotion, voice)
+        with LOCK:
+            engine = espeak()
+            samples, rate = engine.synth(clean, voice, prosody), engine.sample_rate
+        wav = resample(samples.astype("float32") / 32768.0, rate, self.sample_rate)
+        # Loud prosody (volume > 100) can reach full scale; resampling may overshoot it.
+        write_wav(path, np.clip(wav, -1.0, 1.0), self.sample_rate)
+
+    def provenance(self) -> dict:
+        from importlib.metadata import version
+
+        return {**super().provenance(), "espeakng_loader": version("espeakng-loader")}
+
+    @staticmethod
+    def _rules(emotion: str) -> Prosody:
+        if emotion not in PROSODY:
+            raise SercliError(
+                f"espeak has no prosody rules for emotion {emotion!r}. Known: {', '.join(PROSODY)}"
+            )
+        return PROSODY[emotion]

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from sercli.base import Backbone, Options
+
+
+class Fbank(Backbone):
+    name = "fbank"
+    description = "Log-mel filterbank frames (torchaudio), 25 ms window, 10 ms hop."
+    level = "frame"
+
+    class Options(Options):
+        n_mels: int = Field(80, ge=8, le=256, description="Mel bands.")
+        deltas: bool = Field(False, description="Append first and second derivatives.")
+
+    def load(self, device: str = "cpu") -> None:
+        import torchaudio
+
+        self._mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=self.sample_rate, n_fft=400, win_length=400, hop_length=160,
+            n_mels=self.options.n_mels,
+        ).to(device)
+
+    def forward(self, wavs, device: str = "cpu"):
+        import torch
+        import torchaudio.functional as AF
+
+        outs = []
+        for wav in wavs:  # cheap per item; batching buys nothing for an FFT front end
+            x = torch.from_numpy(wav).to(device)
+            feats = torch.log(self._mel(x) + 1e-6).T  # (frames, n_mels)
+            if self.options.deltas:
+                d1 = AF.compute_deltas(feats.T).T
+                d2 = AF.compute_deltas(d1.T).T
+                feats = torch.cat([feats, d1, d2], dim=-1)
+            outs.append(feats.unsqueeze(0))  # (1 layer, frames, dim)
+        return outs

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from sercli.base import Backbone
+
+
+class _Smile(Backbone):
+    level = "utterance"
+    feature_set = ""
+
+    def load(self, device: str = "cpu") -> None:
+        import opensmile
+
+        self._smile = opensmile.Smile(
+            feature_set=getattr(opensmile.FeatureSet, self.feature_set),
+            feature_level=opensmile.FeatureLevel.Functionals,
+        )
+
+    def forward(self, wavs, device: str = "cpu"):
+        import torch
+
+        outs = []
+        for wav in wavs:
+            row = self._smile.process_signal(wav, self.sample_rate).to_numpy()[0]
+            outs.append(torch.from_numpy(row.astype("float32")).view(1, 1, -1))
+        return outs
+
+    def identity(self):
+        import opensmile
+
+        return {**self.provenance(), "feature_set": self.feature_set, "opensmile": opensmile.__version__}
+
+
+class EGeMAPS(_Smile):
+    name = "egemaps"
+    description = "openSMILE eGeMAPSv02 functionals (88 per utterance)."
+    feature_set = "eGeMAPSv02"
+
+
+class ComParE(_Smile):
+    name = "compare"
+    description = "openSMILE ComParE_2016 functionals (6373 per utterance)."
+    feature_set = "ComParE_2016"

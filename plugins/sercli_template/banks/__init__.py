@@ -1,0 +1,1 @@
+"""Phrase banks of the ``template`` backend: ``common.json`` plus one ``<emotion>.json`` each."""

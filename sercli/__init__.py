@@ -1,0 +1,3 @@
+"""sercli: speech emotion recognition with synthetic emotional speech."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,105 @@
+"""`sercli gen-text`: an LLM backend writes emotion-congruent sentences."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from sercli import plugins as pl
+from sercli.base import parse_option_pairs
+from sercli.errors import SercliError
+from sercli.log import info, progress
+from sercli.options import Output, PluginOptions, Seed
+from sercli.records import open_writer, read_existing
+
+
+def gen_text(
+    emotions: Annotated[
+        str, typer.Option("--emotions", "-e", help="Comma-separated emotions.")
+    ] = "angry,happy,neutral,sad",
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Sentences per emotion.")] = 50,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="LLM backend plugin.")] = "template",
+    option: PluginOptions = None,
+    output: Output = None,
+    seed: Seed = 0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what the run would cost, then stop.")
+    ] = False,
+) -> None:
+    """Write N sentences per emotion as records {id, emotion, text, source, provenance}.
+
+    With -o FILE the run is resumable: sentences already in FILE are kept and only the
+    missing ones are requested (append-only, so paid results are never lost).
+    """
+    wanted = [e.strip() for e in emotions.split(",") if e.strip()]
+    if not wanted:
+        raise SercliError("--emotions is empty")
+    llm = pl.create("llm", backend, parse_option_pairs(option))
+
+    existing = read_existing(output)
+    have: dict[str, list[str]] = {e: [] for e in wanted}
+    seen: set[str] = set()
+    for rec in existing:
+        seen.add(_norm(rec.get("text", "")))
+        if rec.get("emotion") in have:
+            have[rec["emotion"]].append(rec["text"])
+    todo = {e: max(0, n - len(have[e])) for e in wanted}
+    if existing:
+        info(f"Resuming: {len(existing)} sentences already in {output}")
+
+    if dry_run:
+        total = {"requests": 0, "characters": 0}
+        for e, k in todo.items():
+            est = llm.estimate(e, k) if k else {"requests": 0, "characters": 0}
+            for key in total:
+                total[key] += int(est.get(key, 0))
+        info(
+            f"Dry run: {sum(todo.values())} sentences to generate with {backend!r}: "
+            f"{total['requests']} requests, about {total['characters']} characters"
+        )
+        return
+
+    prov = llm.provenance()
+    short = {e: 0 for e in wanted}
+    with open_writer(output, append=True) as out, progress() as bar:
+        task = bar.add_task("gen-text", total=sum(todo.values()))
+        for emotion in wanted:
+            if not todo[emotion]:
+                continue
+            made = 0
+            for text in llm.generate(emotion, todo[emotion], seed=seed, exclude=set(seen)):
+                key = _norm(text)
+                if not key or key in seen:  # deduplicate within and across runs
+                    continue
+                seen.add(key)
+                out.write(
+                    {
+                        "id": f"{emotion}-{hashlib.sha1(key.encode()).hexdigest()[:10]}",
+                        "emotion": emotion,
+                        "text": text,
+                        "source": "synthetic",
+                        "provenance": {"gen_text": prov},
+                    }
+                )
+                made += 1
+                bar.advance(task)
+                if made >= todo[emotion]:
+                    break
+            short[emotion] = todo[emotion] - made
+    usage = llm.usage()
+    if usage:
+        info("Usage: " + json.dumps(usage))
+    missing = {e: k for e, k in short.items() if k > 0}
+    if missing:
+        raise SercliError(
+            "Fewer sentences than asked for: "
+            + ", ".join(f"{e} short by {k}" for e, k in missing.items())
+            + ("; re-run the same command to retry" if output else "")
+        )
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())

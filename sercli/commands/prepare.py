@@ -1,0 +1,73 @@
+"""`sercli prepare CORPUS PATH`: a corpus in its original layout -> a JSONL manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sercli.errors import SercliError
+from sercli.options import Output, PluginOptions
+
+Classes = Annotated[
+    Optional[str],
+    typer.Option(
+        "--classes",
+        help="Canonical labels to keep, comma-separated, or 'all' "
+        "(default: the corpus's usual set; iemocap: angry,happy,neutral,sad).",
+    ),
+]
+Maps = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--map",
+        help="Merge labels FROM=TO (raw or canonical FROM), comma-separated or repeated, or 'none' "
+        "(replaces the corpus default; iemocap: excited=happy).",
+    ),
+]
+
+
+def prepare(
+    corpus: Annotated[
+        str,
+        typer.Argument(help="Corpus: iemocap, msp-podcast, ravdess, crema-d, emodb, tess, generic."),
+    ],
+    path: Annotated[
+        Path,
+        typer.Argument(help="The corpus folder as distributed (generic: a CSV file or a folder per label)."),
+    ],
+    output: Output = None,
+    classes: Classes = None,
+    maps: Maps = None,
+    option: PluginOptions = None,
+) -> None:
+    """Write a manifest (id, audio, emotion, speaker, session, duration...) for a corpus.
+
+    Counts per label, speaker and session go to stderr. Files the corpus metadata lists but
+    that are missing on disk are reported and skipped.
+    """
+    from sercli import plugins
+    from sercli.base import parse_option_pairs
+    from sercli.records import open_writer
+    from sercli_corpora.labels import LabelRules
+    from sercli_corpora.manifest import prepare_manifest, print_summary
+
+    reader = plugins.create("corpus", corpus, parse_option_pairs(option))
+    root = path.expanduser().resolve()
+    if not root.exists():
+        raise SercliError(f"{path}: no such file or folder")
+    # Corpus readers may declare the setting papers use (IEMOCAP: 4 classes, excited -> happy).
+    rules = LabelRules.from_cli(
+        classes, maps, getattr(reader, "default_classes", None), getattr(reader, "default_map", None)
+    )
+    with open_writer(output) as writer:
+        result = prepare_manifest(reader, root, rules, writer)
+    print_summary(result, rules, output or "stdout")
+    if result["failed"]:
+        raise SercliError(
+            f"{len(result['failed'])} audio files could not be read (see warnings above); "
+            "the manifest holds the others"
+        )
+    if not result["written"]:
+        raise SercliError(f"no records left for {corpus} at {path} (check --classes and the warnings above)")

@@ -1,0 +1,42 @@
+"""Everything human-readable goes to stderr; stdout carries only records."""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Console
+
+console = Console(stderr=True, highlight=False)
+
+
+def info(msg: str) -> None:
+    if not os.environ.get("SERCLI_QUIET"):
+        console.print(msg, markup=False)
+
+
+def warn(msg: str) -> None:
+    console.print(f"Warning: {msg}", markup=False, style="yellow")
+
+
+def progress(**kwargs):
+    """A rich progress bar on stderr (hidden with --quiet or when stderr is not a terminal
+    and SERCLI_PROGRESS is unset)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=bool(os.environ.get("SERCLI_QUIET")),
+        **kwargs,
+    )

@@ -1,0 +1,186 @@
+"""The training engine shared by every strategy: one visible loop with early stopping.
+
+Strategies (plugins) decide *what* to train on and in which order; the Trainer decides
+*how*: batches, loss, optimiser, and early stopping on the validation UA, restoring the
+best weights. The test fold never reaches this module.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from sercli.data import Examples, collate, layer_stats
+from sercli.metrics import compute_metrics
+from sercli.model import Head
+
+
+@dataclass
+class TrainConfig:
+    hidden: int = 256
+    dropout: float = 0.2
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    max_epochs: int = 60
+    patience: int = 10
+    balanced: bool = True  # class-weighted loss: UA counts every class the same
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class History:
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+    def log(self, **row) -> None:
+        self.epochs.append(row)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, labels: list[str]):
+        self.cfg = cfg
+        self.labels = labels
+        self.history = History()
+
+    def new_model(self, stats_from: Examples) -> Head:
+        """A fresh head, standardised with statistics of ``stats_from`` (training data only)."""
+        seed_everything(self.cfg.seed)
+        L, _, D = stats_from.features(0).shape
+        model = Head(L, D, len(self.labels), self.cfg.hidden, self.cfg.dropout)
+        mean, std = layer_stats(stats_from, seed=self.cfg.seed)
+        model.mean.copy_(torch.from_numpy(mean))
+        model.std.copy_(torch.from_numpy(std))
+        return model.to(self.cfg.device)
+
+    def class_weights(self, train: Examples) -> torch.Tensor | None:
+        if not self.cfg.balanced:
+            return None
+        counts = np.bincount(train.labels, minlength=len(self.labels)).astype(np.float64)
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
+        return torch.tensor(w, dtype=torch.float32, device=self.cfg.device)
+
+    def fit(
+        self,
+        model: Head,
+        train: Examples,
+        val: Examples,
+        *,
+        max_epochs: int | None = None,
+        stage: str = "train",
+        extra: nn.Module | None = None,
+        extra_loss: Callable[..., torch.Tensor] | None = None,
+        batches: Callable[[int, np.random.Generator], list[list[int]]] | None = None,
+    ) -> Head:
+        """Train ``model`` on ``train``; keep the weights with the best validation UA.
+
+        ``extra``/``extra_loss(model, extra, emb, batch, epoch)`` let a strategy add a loss on
+        the utterance embeddings (e.g. a domain classifier); ``batches(epoch, rng)`` lets it
+        choose which training items each epoch sees (e.g. a curriculum).
+        """
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        loss_fn = nn.CrossEntropyLoss(weight=self.class_weights(train))
+        best = (-1.0, float("inf"))
+        best_state = copy.deepcopy(model.state_dict())
+        bad = 0
+        for epoch in range(max_epochs or cfg.max_epochs):
+            model.train()
+            if extra is not None:
+                extra.train()
+            if batches is not None:
+                plan = batches(epoch, rng)
+            else:
+                order = rng.permutation(len(train))
+                plan = [order[i : i + cfg.batch_size].tolist() for i in range(0, len(order), cfg.batch_size)]
+            total, n = 0.0, 0
+            for idx in plan:
+                x, lengths, y, d = (t.to(cfg.device) for t in collate(train, idx))
+                emb = model.embed(x, lengths)
+                loss = loss_fn(model.classifier(emb), y)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model, extra, emb, (x, lengths, y, d), epoch)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+                n += len(idx)
+            val_loss, val_metrics = self.evaluate(model, val)
+            self.history.log(
+                stage=stage, epoch=epoch, train_loss=total / max(n, 1), val_loss=val_loss,
+                val_UA=val_metrics["UA"], val_WA=val_metrics["WA"],
+            )
+            score = (val_metrics["UA"], val_loss)
+            if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
+                best, bad = score, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+                if bad >= cfg.patience:
+                    break
+        model.load_state_dict(best_state)
+        return model
+
+    @torch.inference_mode()
+    def predict(self, model: Head, data: Examples) -> np.ndarray:
+        """Class probabilities (N, C)."""
+        model.eval()
+        out = []
+        for i in range(0, len(data), self.cfg.batch_size):
+            idx = list(range(i, min(i + self.cfg.batch_size, len(data))))
+            x, lengths, _, _ = collate(data, idx)
+            out.append(torch.softmax(model(x.to(self.cfg.device), lengths.to(self.cfg.device)), -1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.labels)))
+
+    def evaluate(self, model: Head, data: Examples) -> tuple[float, dict[str, Any]]:
+        probs = self.predict(model, data)
+        y = np.asarray(data.labels)
+        loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean()) if len(y) else 0.0
+        return loss, compute_metrics(y.tolist(), probs.argmax(1).tolist(), self.labels)
+
+
+# -- checkpoints: safetensors weights + a JSON config that describes them ----------------
+
+def save_model(model: Head, run_dir: Path, config: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(run_dir / "model.safetensors"))
+    (run_dir / "config.json").write_text(json.dumps({"head": model.config, **config}, indent=2))
+
+
+def load_model(run_dir: Path) -> tuple[Head, dict[str, Any]]:
+    from safetensors.torch import load_file
+
+    from sercli.errors import SercliError
+
+    cfg_path = Path(run_dir) / "config.json"
+    if not cfg_path.exists():
+        raise SercliError(f"{run_dir} is not a sercli run folder (no config.json): run `sercli train` first")
+    config = json.loads(cfg_path.read_text())
+    model = Head(**config["head"])
+    model.load_state_dict(load_file(str(Path(run_dir) / "model.safetensors")))
+    model.eval()
+    return model, config
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return asdict(cfg)
