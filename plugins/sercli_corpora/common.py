@@ -48,16 +48,17 @@ def found(path: Path, limit: int = 6) -> str:
 
 
 def not_corpus(corpus: str, path: Path, expected: str) -> SercliError:
-    return SercliError(f"{path} is not a {corpus} folder: expected {expected}; found {found(path)}")
+    return SercliError(f"{path} does not look like {corpus}: expected {expected}; found {found(path)}")
 
 
 def match_names(files: Iterable[Path], pattern: re.Pattern, corpus: str) -> list[tuple[Path, re.Match]]:
-    """Files whose stem follows the corpus naming scheme; the others are counted in a warning."""
+    """Files whose stem follows the corpus naming scheme; the others are counted in a warning
+    (when nothing matches, the caller's not-this-corpus error says it instead)."""
     matched, other = [], []
     for f in files:
         m = pattern.fullmatch(f.stem)
         (matched if m else other).append((f, m))
-    if other:
+    if other and matched:
         examples = ", ".join(f.name for f, _ in other[:3])
         log.warn(f"ignored {len(other)} audio files not named like {corpus} files (e.g. {examples})")
     return matched

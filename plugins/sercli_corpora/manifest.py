@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,20 @@ FIELDS = ("id", "audio", "emotion", "raw_label", "speaker", "session", "gender",
 SHOWN = 5  # ids quoted in a warning before "..."
 
 
-def prepare_manifest(corpus: Corpus, root: Path, rules: LabelRules, writer: RecordWriter) -> dict[str, Any]:
-    """Write the manifest; returns what the summary needs (records written, dropped, missing, failed)."""
+@dataclass
+class Manifest:
+    """Records selected from a corpus, and after writing, what was written or failed."""
+
+    records: list[dict[str, Any]]
+    dropped: Counter
+    missing: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    written: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def select(corpus: Corpus, root: Path, rules: LabelRules) -> Manifest:
+    """Scan, map and filter labels, check ids, and set aside files missing on disk."""
     kept, dropped = _apply_labels(list(corpus.scan(root)), rules)
     _check_unique(kept)
     present = [r for r in kept if Path(r["audio"]).is_file()]
@@ -34,22 +47,24 @@ def prepare_manifest(corpus: Corpus, root: Path, rules: LabelRules, writer: Reco
             f"{len(missing)} files listed in the corpus metadata are missing on disk and were skipped: "
             f"{_some(r['audio'] for r in missing)}"
         )
-    provenance = {**corpus.provenance(), **rules.describe()}
-    written, failed = [], []
+    return Manifest(present, dropped, missing, {**corpus.provenance(), **rules.describe()})
+
+
+def write(manifest: Manifest, writer: RecordWriter) -> None:
+    """Read each file's duration and write its record; an unreadable file is reported and skipped."""
     with log.progress() as bar:
-        task = bar.add_task("Reading durations", total=len(present))
-        for record in present:
+        task = bar.add_task("Reading durations", total=len(manifest.records))
+        for record in manifest.records:
             try:
                 seconds = duration(record["audio"])
             except Exception as exc:  # soundfile names the problem (not audio, truncated header...)
-                failed.append(record["id"])
+                manifest.failed.append(record["id"])
                 log.warn(f"{record['id']}: cannot read {record['audio']}: {exc}")
             else:
-                out = _ordered(record, seconds, provenance)
+                out = _ordered(record, seconds, manifest.provenance)
                 writer.write(out)
-                written.append(out)
+                manifest.written.append(out)
             bar.advance(task)
-    return {"written": written, "dropped": dropped, "missing": missing, "failed": failed}
 
 
 def _apply_labels(records: list[dict[str, Any]], rules: LabelRules) -> tuple[list[dict], Counter]:
@@ -63,10 +78,11 @@ def _apply_labels(records: list[dict[str, Any]], rules: LabelRules) -> tuple[lis
         else:
             dropped[label] += 1
     if unknown:
-        first = next(iter(unknown))
+        first = unknown.most_common(1)[0][0]
         raise SercliError(
-            f"labels sercli does not know: {', '.join(f'{k} ({n})' for k, n in unknown.most_common())}; "
-            f"map them with e.g. --map {first}=other (known: {', '.join(CANONICAL)})"
+            f"{len(unknown)} labels are not in sercli's emotion vocabulary: "
+            f"{_some(f'{k} ({n})' for k, n in unknown.most_common())}; "
+            f"map them with e.g. --map {first}=other (vocabulary: {', '.join(CANONICAL)})"
         )
     return kept, dropped
 
@@ -97,14 +113,14 @@ def _some(items) -> str:
     return ", ".join(str(i) for i in items[:SHOWN]) + more
 
 
-def print_summary(result: dict[str, Any], rules: LabelRules, destination: str) -> None:
+def print_summary(manifest: Manifest, rules: LabelRules, destination: str) -> None:
     """Counts per label, speaker and session as rich tables on stderr."""
     if os.environ.get("SERCLI_QUIET"):
         return
     from rich.columns import Columns
     from rich.table import Table
 
-    written = result["written"]
+    written = manifest.written
     minutes = sum(r["duration"] for r in written) / 60
 
     def table(title: str, key: str, limit: int = 25) -> Table:
@@ -119,14 +135,14 @@ def print_summary(result: dict[str, Any], rules: LabelRules, destination: str) -
         return t
 
     log.console.print(Columns([table("label", "emotion"), table("speaker", "speaker"), table("session", "session")]))
-    if result["dropped"]:
+    if manifest.dropped:
         kept = ",".join(rules.classes or ())
         log.info(
             f"Left out by --classes {kept}: "
-            + ", ".join(f"{k} {n}" for k, n in sorted(result["dropped"].items()))
+            + ", ".join(f"{k} {n}" for k, n in sorted(manifest.dropped.items()))
         )
     log.info(
         f"Wrote {len(written)} records ({minutes:.1f} minutes) to {destination}"
-        + (f"; {len(result['missing'])} missing on disk" if result["missing"] else "")
-        + (f"; {len(result['failed'])} unreadable" if result["failed"] else "")
+        + (f"; {len(manifest.missing)} missing on disk" if manifest.missing else "")
+        + (f"; {len(manifest.failed)} unreadable" if manifest.failed else "")
     )

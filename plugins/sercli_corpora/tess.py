@@ -12,11 +12,13 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from sercli import log
 from sercli.base import Corpus
 from sercli_corpora.common import audio_files, match_names, not_corpus
 from sercli_corpora.labels import canonical
 
-NAME = re.compile(r"(OAF|YAF)_([A-Za-z]+)_(\w+)", re.IGNORECASE)
+NAME = re.compile(r"([A-Za-z]+)_([A-Za-z]+)_(\w+)")
+SPEAKERS = ("OAF", "YAF")
 
 
 class Tess(Corpus):
@@ -28,9 +30,14 @@ class Tess(Corpus):
         if not matched:
             raise not_corpus("TESS", path, "folders like OAF_angry/ with files named like OAF_bar_angry.wav")
         for f, m in matched:
-            speaker, word, raw = m.group(1).upper(), m.group(2).lower(), m.group(3).lower()
-            # The folder (OAF_Pleasant_surprise) names the emotion when the file name is unusual.
-            folder_label = f.parent.name.split("_", 1)[-1]
+            prefix, word, raw = m.group(1).upper(), m.group(2).lower(), m.group(3).lower()
+            # The folder (OAF_neutral, OAF_Pleasant_surprise) is trusted first: the corpus has
+            # typos in file names, e.g. OAF_neutral/OA_bite_neutral.wav.
+            folder_speaker, _, folder_label = f.parent.name.partition("_")
+            speaker = next((s for s in (folder_speaker.upper(), prefix) if s in SPEAKERS), None)
+            if speaker is None:
+                log.warn(f"skipped {f.name}: neither it nor its folder names a TESS speaker (OAF, YAF)")
+                continue
             yield {
                 "id": f.stem,
                 "audio": str(f),

@@ -51,7 +51,7 @@ def prepare(
     from sercli.base import parse_option_pairs
     from sercli.records import open_writer
     from sercli_corpora.labels import LabelRules
-    from sercli_corpora.manifest import prepare_manifest, print_summary
+    from sercli_corpora import manifest
 
     reader = plugins.create("corpus", corpus, parse_option_pairs(option))
     root = path.expanduser().resolve()
@@ -61,13 +61,14 @@ def prepare(
     rules = LabelRules.from_cli(
         classes, maps, getattr(reader, "default_classes", None), getattr(reader, "default_map", None)
     )
+    selected = manifest.select(reader, root, rules)  # errors here leave no output file behind
+    if not selected.records:
+        raise SercliError(f"no records left for {corpus} at {path} (check --classes and the warnings above)")
     with open_writer(output) as writer:
-        result = prepare_manifest(reader, root, rules, writer)
-    print_summary(result, rules, output or "stdout")
-    if result["failed"]:
+        manifest.write(selected, writer)
+    manifest.print_summary(selected, rules, output or "stdout")
+    if selected.failed:
         raise SercliError(
-            f"{len(result['failed'])} audio files could not be read (see warnings above); "
+            f"{len(selected.failed)} audio files could not be read (see warnings above); "
             "the manifest holds the others"
         )
-    if not result["written"]:
-        raise SercliError(f"no records left for {corpus} at {path} (check --classes and the warnings above)")

@@ -12,7 +12,6 @@ from typing import Annotated, Optional
 import typer
 
 from sercli import plugins as pl
-from sercli.audio import duration
 from sercli.base import parse_option_pairs
 from sercli.errors import RecordError, SercliError
 from sercli.log import info, progress, warn
@@ -44,6 +43,8 @@ def synthesize(
 
     Audio already on disk from an earlier run is reused, never requested again.
     """
+    from sercli.audio import duration
+
     records = read_records(input, required=("text", "emotion"))
     tts = pl.create("tts", engine, parse_option_pairs(option))
     chosen = [v.strip() for v in voices.split(",")] if voices else None
