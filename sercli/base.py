@@ -134,5 +134,10 @@ class Strategy(Plugin):
 class Corpus(Plugin):
     """Reads a corpus folder in its original layout and yields manifest records."""
 
+    # The setting papers use, applied unless the user passes --classes / --map
+    # (IEMOCAP: angry, happy, neutral, sad with excited merged into happy).
+    default_classes: ClassVar[tuple[str, ...] | None] = None
+    default_map: ClassVar[dict[str, str] | None] = None
+
     def scan(self, path: Path) -> Iterator[dict[str, Any]]:
         raise NotImplementedError

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -12,6 +13,12 @@ from sercli.errors import SercliError
 from sercli.features import FeatureStore
 
 _stores: dict[str, FeatureStore] = {}
+# Decoded features shared by every Examples object, so the folds and seeds of a
+# cross-validation read each item from disk once. Bounded: past the budget, items are read
+# from the (memory-mapped) store each time instead.
+_cache: dict[tuple[str, str], np.ndarray] = {}
+_cache_bytes = 0
+CACHE_LIMIT = int(os.environ.get("SERCLI_FEATURE_CACHE_MB", "2048")) << 20
 
 
 def store_for(path: str) -> FeatureStore:
@@ -45,7 +52,6 @@ class Examples:
     records: list[dict[str, Any]]
     labels: list[int]
     domains: list[int]
-    _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, records, label_index: dict[str, int], domain: int) -> "Examples":
@@ -76,10 +82,16 @@ class Examples:
 
     def features(self, i: int) -> np.ndarray:
         """(layers, frames, dim) float32, read lazily from the store and then kept."""
-        if i not in self._cache:
-            f = self.records[i]["features"]
-            self._cache[i] = store_for(f["store"]).get(f["key"]).astype(np.float32)
-        return self._cache[i]
+        global _cache_bytes
+        f = self.records[i]["features"]
+        key = (f["store"], f["key"])
+        arr = _cache.get(key)
+        if arr is None:
+            arr = store_for(f["store"]).get(f["key"]).astype(np.float32)
+            if _cache_bytes + arr.nbytes <= CACHE_LIMIT:
+                _cache[key] = arr
+                _cache_bytes += arr.nbytes
+        return arr
 
 
 def collate(examples: Examples, idx: list[int]):

@@ -11,11 +11,11 @@ console = Console(stderr=True, highlight=False)
 
 def info(msg: str) -> None:
     if not os.environ.get("SERCLI_QUIET"):
-        console.print(msg, markup=False)
+        console.print(msg, markup=False, soft_wrap=True)
 
 
 def warn(msg: str) -> None:
-    console.print(f"Warning: {msg}", markup=False, style="yellow")
+    console.print(f"Warning: {msg}", markup=False, style="yellow", soft_wrap=True)
 
 
 def progress(**kwargs):

@@ -33,8 +33,13 @@ class TrainConfig:
     max_epochs: int = 60
     patience: int = 10
     balanced: bool = True  # class-weighted loss: UA counts every class the same
+    standardize: bool = True  # per-layer, per-dimension z-scores with training statistics
     seed: int = 0
     device: str = "cpu"
+
+
+# The knobs `sercli train --tune` may choose among by validation UA.
+TUNABLE = ("hidden", "dropout", "lr", "weight_decay", "batch_size", "balanced", "standardize")
 
 
 @dataclass
@@ -46,9 +51,18 @@ class History:
 
 
 def seed_everything(seed: int) -> None:
+    """Same seed, same command, same machine -> the same numbers (checked by the tests)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    # CPU kernels are deterministic already; this makes CUDA ones so too, or warns.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# (model, x, lengths, y, generator) -> (x, lengths): an input-level augmentation.
+Augment = Callable[[Head, torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], tuple]
+# (emb, y, generator) -> (emb, y2, lam): the loss becomes lam*CE(y) + (1-lam)*CE(y2) (mixup).
+Mix = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple]
 
 
 class Trainer:
@@ -62,9 +76,10 @@ class Trainer:
         seed_everything(self.cfg.seed)
         L, _, D = stats_from.features(0).shape
         model = Head(L, D, len(self.labels), self.cfg.hidden, self.cfg.dropout)
-        mean, std = layer_stats(stats_from, seed=self.cfg.seed)
-        model.mean.copy_(torch.from_numpy(mean))
-        model.std.copy_(torch.from_numpy(std))
+        if self.cfg.standardize:
+            mean, std = layer_stats(stats_from, seed=self.cfg.seed)
+            model.mean.copy_(torch.from_numpy(mean))
+            model.std.copy_(torch.from_numpy(std))
         return model.to(self.cfg.device)
 
     def class_weights(self, train: Examples) -> torch.Tensor | None:
@@ -82,21 +97,27 @@ class Trainer:
         *,
         max_epochs: int | None = None,
         stage: str = "train",
+        lr: float | None = None,
         extra: nn.Module | None = None,
         extra_loss: Callable[..., torch.Tensor] | None = None,
         batches: Callable[[int, np.random.Generator], list[list[int]]] | None = None,
+        augment: Augment | None = None,
+        mix: Mix | None = None,
     ) -> Head:
         """Train ``model`` on ``train``; keep the weights with the best validation UA.
 
         ``extra``/``extra_loss(model, extra, emb, batch, epoch)`` let a strategy add a loss on
         the utterance embeddings (e.g. a domain classifier); ``batches(epoch, rng)`` lets it
-        choose which training items each epoch sees (e.g. a curriculum).
+        choose which training items each epoch sees; ``augment`` transforms input batches
+        (noise, masking) and ``mix`` mixes utterance embeddings (mixup). ``lr`` overrides the
+        configured learning rate (fine-tuning).
         """
         cfg = self.cfg
         seed_everything(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
         params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(params, lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = nn.CrossEntropyLoss(weight=self.class_weights(train))
         best = (-1.0, float("inf"))
         best_state = copy.deepcopy(model.state_dict())
@@ -113,8 +134,15 @@ class Trainer:
             total, n = 0.0, 0
             for idx in plan:
                 x, lengths, y, d = (t.to(cfg.device) for t in collate(train, idx))
+                if augment is not None:
+                    x, lengths = augment(model, x, lengths, y, gen)
                 emb = model.embed(x, lengths)
-                loss = loss_fn(model.classifier(emb), y)
+                if mix is not None:
+                    emb, y2, lam = mix(emb, y, gen)
+                    logits = model.classifier(emb)
+                    loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y2)
+                else:
+                    loss = loss_fn(model.classifier(emb), y)
                 if extra_loss is not None:
                     loss = loss + extra_loss(model, extra, emb, (x, lengths, y, d), epoch)
                 opt.zero_grad()

@@ -17,7 +17,7 @@ from sercli.base import Corpus
 from sercli.base import Options as BaseOptions
 from sercli.errors import SercliError
 from sercli_corpora.common import audio_files, not_corpus, read_csv
-from sercli_corpora.labels import canonical
+from sercli.labels import canonical
 
 PATH_COLUMNS = ("path", "file", "filename", "audio")
 LABEL_COLUMNS = ("label", "emotion")
@@ -38,7 +38,9 @@ class Generic(Corpus):
     description = "Any corpus: a CSV (path,label[,speaker,session,...]) or a folder per label"
 
     class Options(BaseOptions):
-        root: Optional[Path] = Field(None, description="Folder that relative CSV paths start from (default: the CSV's folder).")
+        root: Optional[Path] = Field(
+            None, description="Folder that relative CSV paths start from (default: the CSV's folder)."
+        )
 
     def scan(self, path: Path) -> Iterator[dict[str, Any]]:
         if path.is_file() and path.suffix.lower() == ".csv":
@@ -46,7 +48,9 @@ class Generic(Corpus):
         elif path.is_dir():
             yield from self._from_folders(path)
         else:
-            raise not_corpus("generic corpus", path, "a CSV file (path,label,...) or a folder with one subfolder per label")
+            raise not_corpus(
+                "generic corpus", path, "a CSV file (path,label,...) or a folder with one subfolder per label"
+            )
 
     def _from_csv(self, path: Path) -> Iterator[dict[str, Any]]:
         rows = read_csv(path, [])

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from sercli import log
 from sercli.base import Corpus
 from sercli_corpora.common import audio_files, match_names, not_corpus
-from sercli_corpora.labels import canonical
+from sercli.labels import canonical
 
 NAME = re.compile(r"([A-Za-z]+)_([A-Za-z]+)_(\w+)")
 SPEAKERS = ("OAF", "YAF")

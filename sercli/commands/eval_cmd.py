@@ -1,10 +1,11 @@
-"""`sercli eval`: WA, UA, macro-F1 and the confusion matrix of a trained run."""
+"""`sercli eval`: WA, UA, macro-F1, per-class recall and confusion matrices of trained runs,
+and `--compare` tables of several runs side by side."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,46 +14,52 @@ from sercli.log import console
 
 
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="Run folder written by `sercli train`.")],
-    records: Annotated[
-        Optional[list[str]], typer.Argument(help="Test feature records (default: the run's held-out speakers).")
-    ] = None,
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="RUN [RECORDS...]: a run folder written by `sercli train`, and optionally test feature "
+            "records (default: the run's held-out test parts). With --compare: RUN RUN ..."
+        ),
+    ],
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Compare runs side by side, each against the first.")
+    ] = False,
     allow_speaker_overlap: Annotated[
         bool, typer.Option("--allow-speaker-overlap", help="Evaluate on speakers seen in training.")
     ] = False,
 ) -> None:
-    """Evaluate a run on its held-out speakers (or on given records); JSON on stdout."""
-    from sercli.data import Examples, feature_meta
-    from sercli.metrics import compute_metrics, metrics_table
-    from sercli.records import read_many
-    from sercli.train import TrainConfig, Trainer, load_model
+    """Evaluate a run (every fold and seed of a cross-validation); JSON on stdout.
 
-    model, config = load_model(run)
-    default = run / "test.jsonl"
-    if records:
-        recs = read_many(records, required=("emotion", "features"))
-    elif default.exists():
-        recs = read_many([str(default)])
-    else:
-        raise SercliError(f"{run} has no held-out test speakers: pass test records, or train with --test-speakers")
-    if feature_meta(recs) != config["features"]:
-        raise SercliError("the test records' features were extracted with other settings than the model's")
-    seen = set(config["speakers"]["train"]) | set(config["speakers"]["val"])
-    overlap = sorted(seen & {str(r.get("speaker", "")) for r in recs})
-    if overlap and not allow_speaker_overlap:
-        raise SercliError(
-            f"test speakers were seen in training ({', '.join(overlap[:5])}); "
-            "pass --allow-speaker-overlap to evaluate anyway"
-        )
-    labels = config["labels"]
-    index = {lab: i for i, lab in enumerate(labels)}
-    unknown = sorted({r["emotion"] for r in recs} - set(index))
-    if unknown:
-        raise SercliError(f"test records have emotions the model does not know: {', '.join(unknown)} (known: {', '.join(labels)})")
-    data = Examples.build(recs, index, 0)
-    trainer = Trainer(TrainConfig(**{**config["train"], "device": "cpu"}), labels)
-    probs = trainer.predict(model, data)
-    metrics = compute_metrics(data.labels, probs.argmax(1).tolist(), labels)
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    console.print(metrics_table(metrics, title=f"Evaluation of {run}"))
-    print(json.dumps({"run": str(run), **metrics}))
+    Writes RUN/metrics.json (per-class recall, confusion matrix, mean/std/95% CI over folds x
+    seeds and pooled WA/UA), RUN/confusion.png, and per job predictions.jsonl.
+    """
+    from sercli.records import read_many
+    from sercli.report import aggregate_table
+    from sercli.runs import evaluate_run, kind, sweep_runs
+
+    if compare:
+        runs: list[Path] = []
+        for p in paths:
+            runs += sweep_runs(Path(p)) if kind(Path(p)) == "sweep" else [Path(p)]
+        if len(runs) < 2:
+            raise SercliError("--compare needs at least two runs")
+        _print_compare([(str(r), evaluate_run(r, allow_overlap=allow_speaker_overlap)) for r in runs])
+        return
+    run = Path(paths[0])
+    records = read_many(paths[1:], required=("emotion", "features")) if paths[1:] else None
+    if kind(run) == "sweep":
+        if records is not None:
+            raise SercliError(f"{run} is a sweep: evaluate its runs one by one on other records")
+        _print_compare([(str(r), evaluate_run(r, allow_overlap=allow_speaker_overlap)) for r in sweep_runs(run)])
+        return
+    agg = evaluate_run(run, records, allow_speaker_overlap)
+    console.print(aggregate_table(agg, title=f"Evaluation of {run}"))
+    print(json.dumps({"run": str(run), **agg}))
+
+
+def _print_compare(results) -> None:
+    from sercli.report import compare, compare_table
+
+    rows = compare(results)
+    console.print(compare_table(rows))
+    print(json.dumps({"runs": rows}))

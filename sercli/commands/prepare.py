@@ -50,17 +50,14 @@ def prepare(
     from sercli import plugins
     from sercli.base import parse_option_pairs
     from sercli.records import open_writer
-    from sercli_corpora.labels import LabelRules
-    from sercli_corpora import manifest
+    from sercli import manifest
+    from sercli.labels import LabelRules
 
     reader = plugins.create("corpus", corpus, parse_option_pairs(option))
     root = path.expanduser().resolve()
     if not root.exists():
         raise SercliError(f"{path}: no such file or folder")
-    # Corpus readers may declare the setting papers use (IEMOCAP: 4 classes, excited -> happy).
-    rules = LabelRules.from_cli(
-        classes, maps, getattr(reader, "default_classes", None), getattr(reader, "default_map", None)
-    )
+    rules = LabelRules.from_cli(classes, maps, reader.default_classes, reader.default_map)
     selected = manifest.select(reader, root, rules)  # errors here leave no output file behind
     if not selected.records:
         raise SercliError(f"no records left for {corpus} at {path} (check --classes and the warnings above)")

@@ -1,66 +1,174 @@
-"""`sercli train`: a downstream head on real features, plus synthetic ones by a strategy."""
+"""`sercli train`: a downstream head on real features, plus synthetic ones by a strategy,
+under an evaluation protocol (held-out speakers, or cross-validation over folds x seeds)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from sercli import plugins as pl
 from sercli.base import parse_option_pairs
 from sercli.errors import SercliError
-from sercli.log import info, warn
-from sercli.options import Device, Inputs, PluginOptions, Seed
+from sercli.log import console, info
+from sercli.options import Device, Inputs, PluginOptions
 
 
 def _split(text: Optional[str]) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()] if text else []
 
 
+def _value_lists(pairs: list[str] | None, what: str) -> dict[str, list[str]]:
+    """``["lr=1e-3,3e-4"]`` -> ``{"lr": ["1e-3", "3e-4"]}``."""
+    out = {}
+    for key, value in parse_option_pairs(pairs).items():
+        values = _split(value)
+        if not values:
+            raise SercliError(f"{what} {key}=: expected comma-separated values")
+        out[key] = values
+    return out
+
+
+def _tune_grid(pairs: list[str] | None) -> dict[str, list[Any]]:
+    from pydantic import TypeAdapter, ValidationError
+
+    from sercli.train import TUNABLE, TrainConfig
+
+    types = {"int": int, "float": float, "bool": bool}
+    grid = {}
+    for key, values in _value_lists(pairs, "--tune").items():
+        if key not in TUNABLE:
+            raise SercliError(f"--tune {key}: not tunable (tunable: {', '.join(TUNABLE)})")
+        kind = types[TrainConfig.__dataclass_fields__[key].type]
+        try:
+            grid[key] = [TypeAdapter(kind).validate_python(v) for v in values]
+        except ValidationError:
+            raise SercliError(f"--tune {key}={','.join(values)}: expected {kind.__name__} values") from None
+    return grid
+
+
 def train(
     inputs: Inputs,
-    out: Annotated[Path, typer.Option("--out", help="Run folder for the model and reports.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder for the models and reports.")],
     synthetic: Annotated[
         Optional[list[str]], typer.Option("--synthetic", help="Synthetic feature records (repeatable).")
     ] = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="Strategy plugin.")] = "real-only",
+    strategy: Annotated[str, typer.Option("--strategy", help="Strategy plugin (see `sercli plugins`).")] = "real-only",
     option: PluginOptions = None,
+    sweep: Annotated[
+        Optional[list[str]],
+        typer.Option("--sweep", help="Strategy option KEY=V1,V2,... to sweep: one run subfolder per value (repeatable)."),
+    ] = None,
+    cv: Annotated[
+        Optional[str],
+        typer.Option("--cv", help="Cross-validation: loso (speakers), loso-session, kfold:K (grouped by speaker), field:NAME."),
+    ] = None,
+    seeds: Annotated[str, typer.Option("--seeds", "--seed", help="Seed, or comma-separated seeds (one run per fold and seed).")] = "0",
     test_speakers: Annotated[
-        Optional[str], typer.Option("--test-speakers", help="Speakers held out for `sercli eval RUN`.")
+        Optional[str], typer.Option("--test-speakers", help="Speakers held out for testing (without --cv).")
+    ] = None,
+    test: Annotated[
+        Optional[list[str]], typer.Option("--test", help="Test feature records from elsewhere (without --cv; repeatable).")
     ] = None,
     val_speakers: Annotated[
-        Optional[str], typer.Option("--val-speakers", help="Validation speakers (default: a random 20%).")
+        Optional[str], typer.Option("--val-speakers", help="Validation speakers (without --cv; default: ~20% of the speakers).")
     ] = None,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.05, max=0.5)] = 0.2,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.05, max=0.5, help="Share of training speakers for validation.")] = 0.2,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Emotions to learn (default: all).")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="At most this many epochs.")] = 60,
-    patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience.")] = 10,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
-    hidden: Annotated[int, typer.Option("--hidden", min=1)] = 256,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="At most this many epochs (per stage).")] = 60,
+    patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = 10,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
+    hidden: Annotated[int, typer.Option("--hidden", min=1, help="Hidden size of the head.")] = 256,
+    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9)] = 0.2,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0)] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
-    seed: Seed = 0,
+    balanced: Annotated[bool, typer.Option("--balanced/--no-balanced", help="Class-weighted loss.")] = True,
+    standardize: Annotated[bool, typer.Option("--standardize/--no-standardize", help="Z-score features with training statistics.")] = True,
+    tune: Annotated[
+        Optional[list[str]],
+        typer.Option("--tune", help="Choose KEY among V1,V2,... per fold by validation UA (repeatable; e.g. hidden=64,256)."),
+    ] = None,
+    allow_speaker_overlap: Annotated[
+        bool, typer.Option("--allow-speaker-overlap", help="Allow the same speakers in training and test parts.")
+    ] = False,
     device: Device = "cpu",
 ) -> None:
-    """Train a head; the run folder then feeds `sercli eval` and `sercli predict`."""
-    from sercli.runs import build_split, run_training
+    """Train a head; the run folder then feeds `sercli eval` and `sercli predict`.
+
+    With --cv, every fold is trained with every seed into RUN/fold-XX-seed-Y/ and the test
+    folds are evaluated at the end (RUN/metrics.json). Each fold's validation part is taken
+    from its training speakers; the test fold is never used for any choice.
+    """
+    from sercli.cv import holdout, make_folds
+    from sercli.records import read_many
+    from sercli.report import aggregate_table, compare, compare_table
+    from sercli.runs import SWEEP_FILE, Plan, run_plan, select_labels
     from sercli.train import TrainConfig
 
-    from sercli.records import read_many
+    if cv and (test_speakers or test or val_speakers):
+        raise SercliError("--cv chooses the test and validation parts itself: drop --test-speakers/--test/--val-speakers")
+    if test_speakers and test:
+        raise SercliError("use either --test-speakers or --test, not both")
+    try:
+        seed_list = [int(s) for s in _split(seeds)]
+    except ValueError:
+        raise SercliError(f"--seeds {seeds!r}: expected comma-separated integers") from None
+    if not seed_list or len(set(seed_list)) != len(seed_list):
+        raise SercliError(f"--seeds {seeds!r}: expected distinct integers")
 
     real = read_many(inputs, required=("emotion", "features"))
     synth = read_many(synthetic or [], required=("emotion", "features"))
-    strat = pl.create("strategy", strategy, parse_option_pairs(option))
+    labels, real = select_labels(real, _split(classes))
+    options = parse_option_pairs(option)
+    swept = _value_lists(sweep, "--sweep")
+    overlap = set(swept) & set(options)
+    if overlap:
+        raise SercliError(f"{', '.join(sorted(overlap))}: given both with -O and --sweep")
+    variants = [dict(zip(swept, values)) for values in _product(swept)] if swept else [{}]
+    for v in variants:  # every option set is checked before the first minute of training
+        pl.create("strategy", strategy, {**options, **v})
+
+    if cv:
+        folds = make_folds(real, cv, allow_speaker_overlap=allow_speaker_overlap)
+        protocol = cv
+    else:
+        fold = holdout(real, _split(test_speakers), _split(val_speakers))
+        if test:
+            fold.test = [r for r in read_many(test, required=("emotion", "features")) if r["emotion"] in labels]
+            fold.description = f"test records {', '.join(test)}"
+        folds = [fold]
+        protocol = "holdout"
     cfg = TrainConfig(
-        hidden=hidden, lr=lr, batch_size=batch_size, max_epochs=epochs, patience=patience,
-        seed=seed, device=device,
+        hidden=hidden, dropout=dropout, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+        max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
+        seed=seed_list[0], device=device,
     )
-    split = build_split(
-        real, _split(classes), _split(test_speakers), _split(val_speakers), val_fraction, seed
+    base = dict(
+        labels=labels, folds=folds, seeds=seed_list, strategy=strategy, cfg=cfg, protocol=protocol,
+        synthetic=synth, tune=_tune_grid(tune), val_fraction=val_fraction,
+        inputs=list(inputs) + list(synthetic or []) + list(test or []),
+        allow_speaker_overlap=allow_speaker_overlap,
     )
-    result = run_training(strat, cfg, split, synth, out, inputs=list(inputs) + list(synthetic or []))
-    info(
-        f"Trained {strategy!r} on {result['n_train']} real + {result['n_synthetic']} synthetic; "
-        f"best validation UA {result['val_UA']:.4f}. Model in {out}"
-    )
+    results = []
+    for v in variants:
+        name = "+".join(f"{k}={val}" for k, val in v.items())
+        run_dir = out / name if swept else out
+        if swept:
+            info(f"== {strategy} {name} ==")
+        agg = run_plan(Plan(strategy_options={**options, **v}, **base), run_dir)
+        results.append((name or str(out), agg))
+        if agg is not None and not swept:
+            console.print(aggregate_table(agg, title=f"{strategy} on the test folds of {out}"))
+    if swept:
+        (out / SWEEP_FILE).write_text(json.dumps({"sweep": swept, "runs": [n for n, _ in results]}, indent=2))
+        if all(agg is not None for _, agg in results):
+            console.print(compare_table(compare(results)))
+    info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
+
+
+def _product(swept: dict[str, list[str]]):
+    import itertools
+
+    return itertools.product(*swept.values())

@@ -17,11 +17,11 @@ from sercli.audio import duration
 from sercli.base import Corpus
 from sercli.errors import SercliError
 from sercli.records import RecordWriter
-from sercli_corpora.labels import CANONICAL, LabelRules
+from sercli.labels import CANONICAL, LabelRules
 
 # Fields in the order they appear in each manifest line; other fields a reader adds follow.
 FIELDS = ("id", "audio", "emotion", "raw_label", "speaker", "session", "gender", "transcript")
-SHOWN = 5  # ids quoted in a warning before "..."
+SHOWN = 5  # items a message quotes before "... (N more)"
 
 
 @dataclass
@@ -40,8 +40,9 @@ def select(corpus: Corpus, root: Path, rules: LabelRules) -> Manifest:
     """Scan, map and filter labels, check ids, and set aside files missing on disk."""
     kept, dropped = _apply_labels(list(corpus.scan(root)), rules)
     _check_unique(kept)
-    present = [r for r in kept if Path(r["audio"]).is_file()]
-    missing = [r for r in kept if not Path(r["audio"]).is_file()]
+    present, missing = [], []
+    for record in kept:
+        (present if Path(record["audio"]).is_file() else missing).append(record)
     if missing:
         log.warn(
             f"{len(missing)} files listed in the corpus metadata are missing on disk and were skipped: "

@@ -1,0 +1,48 @@
+"""Curriculum learning: start from real data, then add synthetic data in stages, easy first.
+
+Easy means short (``order=length``, as in the paper) or confidently recognised by the model
+trained so far (``order=confidence``: the probability it gives the synthetic utterance's label).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from sercli.base import Options, Strategy
+from sercli_strategies.basic import need_synthetic, sample_synthetic
+
+
+class Curriculum(Strategy):
+    name = "curriculum"
+    description = "Real data first, then synthetic data added in stages from easy to hard (length or confidence)."
+
+    class Options(Options):
+        order: Literal["length", "confidence"] = Field("length", description="What makes an utterance easy.")
+        stages: int = Field(3, ge=1, description="Stages that add synthetic data.")
+        epochs_per_stage: Optional[int] = Field(
+            None, ge=1, description="Epochs per stage (default: early stopping within at most --epochs)."
+        )
+        ratio: float = Field(0.5, gt=0, description="Synthetic utterances per real one by the last stage.")
+
+    def fit(self, trainer, real, synthetic, val):
+        import numpy as np
+
+        need_synthetic(synthetic, self.name)
+        pool = sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
+        model = trainer.new_model(real + pool)
+        epochs = self.options.epochs_per_stage
+        trainer.fit(model, real, val, stage="real", max_epochs=epochs)
+        if self.options.order == "length":
+            difficulty = np.asarray(pool.durations())
+        else:
+            probs = trainer.predict(model, pool)
+            difficulty = -probs[np.arange(len(pool)), pool.labels]
+        order = np.argsort(difficulty, kind="stable").tolist()  # easy first; ties keep their order
+        for k in range(1, self.options.stages + 1):
+            upto = math.ceil(k * len(order) / self.options.stages)
+            train = real + pool.subset(order[:upto])
+            trainer.fit(model, train, val, stage=f"stage {k}/{self.options.stages}", max_epochs=epochs)
+        return model
