@@ -13,6 +13,7 @@ from sercli.commands import (
     extract,
     gen_text,
     plugins_cmd,
+    predict,
     prepare,
     synthesize,
     train,
@@ -49,6 +50,7 @@ app.command("synthesize")(synthesize.synthesize)
 app.command("extract")(extract.extract)
 app.command("train")(train.train)
 app.command("eval")(eval_cmd.evaluate)
+app.command("predict")(predict.predict)
 app.command("prepare")(prepare.prepare)
 app.command("plugins")(plugins_cmd.plugins)
 

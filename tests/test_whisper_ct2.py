@@ -74,7 +74,9 @@ def check_against_ctranslate2(models, wav: np.ndarray) -> None:
     got = out.last_hidden_state.numpy()
 
     assert got.shape == expected.shape == (1, 1500, 384)
-    assert len(out.hidden_states) == 5  # embeddings + 4 layers
+    # embeddings + 4 layers; the last one is after the final layer norm, = last_hidden_state.
+    assert len(out.hidden_states) == 5
+    assert torch.equal(out.hidden_states[-1], out.last_hidden_state)
     # Both run the same float16 weights in float32, so only summation order differs
     # (measured: max abs diff ~3e-5 on values up to ~12).
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
@@ -132,7 +134,8 @@ def test_folder_has_tiny_en_config_and_loads_without_missing_weights(folder):
     ]
     config = WhisperConfig.from_pretrained(folder)
     assert (config.d_model, config.num_mel_bins, config.max_source_positions) == (384, 80, 1500)
-    assert (config.encoder_layers, config.encoder_attention_heads, config.encoder_ffn_dim) == (4, 6, 1536)
+    encoder = (config.encoder_layers, config.encoder_attention_heads, config.encoder_ffn_dim)
+    assert encoder == (4, 6, 1536)
     assert (config.decoder_layers, config.vocab_size, config.max_target_positions) == (4, 51864, 448)
     _, info = WhisperModel.from_pretrained(folder, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
@@ -147,10 +150,12 @@ def test_second_call_reuses_the_converted_folder(folder):
 
 @pytest.mark.slow
 def test_concurrent_conversions_leave_one_complete_folder(tmp_path):
-    code = "import sys; from sercli_hf.whisper_ct2 import ensure_whisper_tiny_en as e; print(e(sys.argv[1]))"
+    code = "import sys, sercli_hf.whisper_ct2 as w; print(w.ensure_whisper_tiny_en(sys.argv[1]))"
     env = {**os.environ, "SERCLI_QUIET": "1"}
     runs = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+        )
         for _ in range(2)
     ]
     outputs = [run.communicate(timeout=120)[0].strip() for run in runs]

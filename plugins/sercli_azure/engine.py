@@ -70,12 +70,7 @@ class AzureTTS(TTSEngine):
     # -- styles ------------------------------------------------------------------------------
     def style_for(self, emotion: str, voice: str) -> tuple[str | None, float]:
         """The (style, degree) ``voice`` speaks ``emotion`` with; SercliError when it cannot."""
-        expr = self.expressions.get(canonical(emotion))
-        if expr is None:
-            raise SercliError(
-                f"No Azure speaking style is set for emotion {emotion!r}; give one with "
-                f"-O styles={emotion}:STYLE (or '{emotion}:' for the plain voice)"
-            )
+        expr = self._expression(emotion)
         if not expr.styles:
             return None, 1.0
         supported = VOICE_STYLES.get(voice, frozenset())
@@ -86,34 +81,47 @@ class AzureTTS(TTSEngine):
             for style in expr.fallback:
                 if style in supported:
                     with self._lock:
-                        if (voice, emotion) not in self._warned:
-                            self._warned.add((voice, emotion))
-                            warn(f"{voice} has no {'/'.join(expr.styles)} style: {emotion!r} is "
-                                 f"spoken with the near style {style!r}")
+                        first = (emotion, style) not in self._warned
+                        self._warned.add((emotion, style))
+                    if first:
+                        warn(f"voices without a {'/'.join(expr.styles)} style (first: {voice}) speak "
+                             f"{emotion!r} with the near style {style!r}")
                     return style, expr.degree
         known = "" if voice in VOICE_STYLES else " (not in the style table)"
-        able = sorted(v for v, styles in VOICE_STYLES.items() if styles & set(expr.styles))
-        hint = "; or -O on_unsupported=remap" if expr.fallback and self.options.on_unsupported == "refuse" else ""
-        raise SercliError(
-            f"Azure voice {voice}{known} has no {'/'.join(expr.styles)} style for {emotion!r} "
-            f"(Azure would silently speak it neutrally). Voices that have it: "
-            f"{', '.join(able) or 'none known'}{hint}"
-        )
+        raise self._refusal(emotion, expr, f"Azure voice {voice}{known} cannot speak")
 
     def voices(self, emotion: str | None = None) -> list[str]:
+        """The pool, or the voices of the pool that can speak ``emotion`` (SercliError if none)."""
         if emotion is None:
             return list(self._voices)
         able = []
         for voice in self._voices:
             try:
                 self.style_for(emotion, voice)
-            except SercliError as exc:
-                reason = exc
+            except SercliError:
                 continue
             able.append(voice)
         if not able:
-            raise reason
+            raise self._refusal(emotion, self._expression(emotion),
+                                f"None of the Azure voices ({', '.join(self._voices)}) can speak")
         return able
+
+    def _expression(self, emotion: str):
+        expr = self.expressions.get(canonical(emotion))
+        if expr is None:
+            raise SercliError(
+                f"No Azure speaking style is set for emotion {emotion!r}; give one with "
+                f"-O styles={emotion}:STYLE (or '{emotion}:' for the plain voice)"
+            )
+        return expr
+
+    def _refusal(self, emotion: str, expr, subject: str) -> SercliError:
+        able = sorted(v for v, styles in VOICE_STYLES.items() if styles & set(expr.styles))
+        hint = "; or -O on_unsupported=remap" if expr.fallback and self.options.on_unsupported == "refuse" else ""
+        return SercliError(
+            f"{subject} {emotion!r}: no {'/'.join(expr.styles)} style, and Azure would silently speak "
+            f"it neutrally. Voices with that style: {', '.join(able) or 'none known'}{hint}"
+        )
 
     # -- cost --------------------------------------------------------------------------------
     def estimate(self, text: str) -> dict[str, int]:
@@ -197,7 +205,8 @@ class AzureTTS(TTSEngine):
 
         Code = sdk.CancellationErrorCode
         where = self._where()
-        first = _redact(details.splitlines()[0] if details else str(code))[:200]
+        # The first line, without the SDK's connection-state trailer.
+        first = _redact((details.splitlines() or [str(code)])[0].split(" USP state:")[0])[:200]
         if code == Code.AuthenticationFailure:
             raise SercliError(
                 f"Azure Speech authentication failed for {where}: {KEY_ENV} was rejected "

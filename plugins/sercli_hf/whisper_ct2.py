@@ -132,13 +132,12 @@ def whisper_config(model: Ct2Model, ct2_config: dict | None = None):
 
     conv1 = model["encoder/conv1/weight"]  # (d_model, num_mel_bins, kernel)
     embeddings = model["decoder/embeddings/weight"]  # (vocab, d_model)
-    extra = {}
-    if ct2_config:
-        # Generation defaults that the CTranslate2 converter copied from the original config.
-        extra = {
-            "suppress_tokens": ct2_config.get("suppress_ids"),
-            "begin_suppress_tokens": ct2_config.get("suppress_ids_begin"),
-        }
+    # Generation defaults that the CTranslate2 converter copied from the original config.
+    ct2_config = ct2_config or {}
+    extra = {
+        "suppress_tokens": ct2_config.get("suppress_ids"),
+        "begin_suppress_tokens": ct2_config.get("suppress_ids_begin"),
+    }
     return WhisperConfig(
         vocab_size=embeddings.shape[0],
         num_mel_bins=conv1.shape[1],

@@ -10,8 +10,8 @@ import typer
 
 from sercli import plugins as pl
 from sercli.base import parse_option_pairs
-from sercli.errors import SercliError
-from sercli.log import info, progress
+from sercli.errors import RecordError, SercliError
+from sercli.log import info, progress, warn
 from sercli.options import Output, PluginOptions, Seed
 from sercli.records import open_writer, read_existing
 
@@ -70,24 +70,27 @@ def gen_text(
             if not todo[emotion]:
                 continue
             made = 0
-            for text in llm.generate(emotion, todo[emotion], seed=seed, exclude=set(seen)):
-                key = _norm(text)
-                if not key or key in seen:  # deduplicate within and across runs
-                    continue
-                seen.add(key)
-                out.write(
-                    {
-                        "id": f"{emotion}-{hashlib.sha1(key.encode()).hexdigest()[:10]}",
-                        "emotion": emotion,
-                        "text": text,
-                        "source": "synthetic",
-                        "provenance": {"gen_text": prov},
-                    }
-                )
-                made += 1
-                bar.advance(task)
-                if made >= todo[emotion]:
-                    break
+            try:
+                for text in llm.generate(emotion, todo[emotion], seed=seed, exclude=set(seen)):
+                    key = _norm(text)
+                    if not key or key in seen:  # deduplicate within and across runs
+                        continue
+                    seen.add(key)
+                    out.write(
+                        {
+                            "id": f"{emotion}-{hashlib.sha1(key.encode()).hexdigest()[:10]}",
+                            "emotion": emotion,
+                            "text": text,
+                            "source": "synthetic",
+                            "provenance": {"gen_text": prov},
+                        }
+                    )
+                    made += 1
+                    bar.advance(task)
+                    if made >= todo[emotion]:
+                        break
+            except RecordError as exc:  # requests that failed after retries: report, go on
+                warn(f"{emotion}: {exc}")
             short[emotion] = todo[emotion] - made
     usage = llm.usage()
     if usage:

@@ -1,0 +1,144 @@
+"""`sercli predict MODEL AUDIO...`: per-file emotion and class probabilities as JSONL.
+
+Audio goes through the same backbone, options, layers, pooling and storage precision as the
+model's training features (its config's ``features``: the feature store's metadata), so a
+prediction sees what training saw. Manifest records that already carry features of that kind
+are used as they are. A cross-validation run averages the probabilities of its fold models.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sercli.errors import RecordError, SercliError
+from sercli.log import warn
+from sercli.options import Device, Output
+
+
+def predict(
+    model: Annotated[Path, typer.Argument(help="Run folder written by `sercli train` (a CV run: its folds vote).")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Audio files, or JSONL manifests (records with audio or features), or -.")
+    ],
+    output: Output = None,
+    device: Device = "cpu",
+) -> None:
+    """Print one JSON record per input: predicted emotion and the class probabilities."""
+    import numpy as np
+
+    from sercli.records import open_writer
+    from sercli.runs import jobs_of, kind
+    from sercli.train import load_model
+
+    if kind(model) == "sweep":
+        raise SercliError(f"{model} is a sweep: pick one of its runs")
+    models = [load_model(job["dir"]) for job in jobs_of(model)]
+    config = models[0][1]
+    for _, c in models[1:]:
+        if c["labels"] != config["labels"] or c["features"] != config["features"]:
+            raise SercliError(f"{model}: its fold models use different labels or features")
+    labels, meta = config["labels"], config["features"]
+    records = _read_inputs(inputs)
+    feats, failed = _features(records, meta, device)
+    with open_writer(output) as out:
+        for rec in records:
+            if rec["id"] in failed:
+                continue
+            x = feats[rec["id"]]
+            probs = np.mean([_probs(m, x) for m, _ in models], axis=0)
+            rec = {k: v for k, v in rec.items() if k != "features"}
+            out.write({
+                **rec,
+                "predicted": labels[int(probs.argmax())],
+                "probabilities": {lab: round(float(p), 6) for lab, p in zip(labels, probs)},
+            })
+    if failed:
+        raise SercliError(f"{len(failed)} of {len(records)} inputs could not be read (see warnings above)")
+
+
+def _read_inputs(inputs: list[str]) -> list[dict[str, Any]]:
+    from sercli.records import read_records
+
+    records: list[dict[str, Any]] = []
+    for item in inputs:
+        if item == "-" or item.endswith((".jsonl", ".json")):
+            records += read_records(item)
+        else:
+            path = Path(item)
+            if not path.exists():
+                raise SercliError(f"{item}: no such file")
+            records.append({"id": str(path), "audio": str(path.resolve())})
+    for rec in records:
+        if not rec.get("audio") and not rec.get("features"):
+            raise SercliError(f"record {rec.get('id')!r} has neither audio nor features")
+    return records
+
+
+def _features(records, meta: dict[str, Any], device: str):
+    """id -> (layers, frames, dim) float32 features as training saw them; and the failed ids."""
+    import numpy as np
+
+    from sercli.data import store_for
+
+    out: dict[str, np.ndarray] = {}
+    todo = []
+    for rec in records:
+        f = rec.get("features")
+        if f and store_for(f["store"]).meta() == meta:
+            out[rec["id"]] = store_for(f["store"]).get(f["key"]).astype(np.float32)
+        elif rec.get("audio"):
+            todo.append(rec)
+        else:
+            raise SercliError(f"record {rec['id']!r}: its features are of another kind than the model's, and it has no audio")
+    failed: set[str] = set()
+    if todo:
+        backbone = _backbone(meta, device)
+        for rec in todo:
+            try:
+                out[rec["id"]] = _extract(backbone, rec["audio"], meta, device)
+            except RecordError as exc:
+                warn(f"{rec['id']}: {exc} (skipped)")
+                failed.add(rec["id"])
+    return out, failed
+
+
+def _backbone(meta: dict[str, Any], device: str):
+    from sercli import plugins as pl
+
+    identity = meta["backbone"]
+    backbone = pl.create("backbone", identity["plugin"], identity.get("options", {}))
+    if backbone.identity() != identity:
+        warn(
+            f"backbone {identity['plugin']!r} now reports {json.dumps(backbone.identity(), sort_keys=True)}; "
+            f"the model was trained on {json.dumps(identity, sort_keys=True)}: predictions may drift"
+        )
+    backbone.load(device)
+    return backbone
+
+
+def _extract(backbone, audio: str, meta: dict[str, Any], device: str):
+    import numpy as np
+    import torch
+
+    from sercli.audio import load_audio
+    from sercli.extract import parse_layers, pool_frames
+
+    wav = load_audio(audio, backbone.sample_rate)
+    layers = parse_layers(meta["layers"], backbone.num_layers)
+    with torch.inference_mode():
+        feats = backbone.forward([wav], device=device)[0]
+        feats = pool_frames(feats[layers].float(), meta["pool"])
+    # Round through the store's precision: the model was trained on those values.
+    return feats.cpu().numpy().astype(meta.get("dtype", "float32")).astype(np.float32)
+
+
+def _probs(model, x):
+    import torch
+
+    with torch.inference_mode():
+        t = torch.from_numpy(x)[None]
+        return torch.softmax(model(t, torch.tensor([x.shape[1]])), -1)[0].numpy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Annotated, Optional
@@ -82,10 +83,20 @@ def synthesize(
     prov = tts.provenance()
     failed = 0
 
+    stop = threading.Event()  # set by the first fatal error: no later job sends a request
+
     def run(job):
         rec, voice, out_id, path = job
+        if stop.is_set():
+            return None
         if not path.exists():
-            tts.synthesize(rec["text"], rec["emotion"], voice, path)
+            try:
+                tts.synthesize(rec["text"], rec["emotion"], voice, path)
+            except RecordError:
+                raise
+            except BaseException:
+                stop.set()
+                raise
         return job
 
     workers = jobs or tts.max_concurrency
@@ -93,26 +104,33 @@ def synthesize(
         task = bar.add_task(f"synthesize ({engine})", total=len(jobs_list))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(run, j): j for j in jobs_list}
-            for fut in as_completed(futures):
-                rec, voice, out_id, path = futures[fut]
-                bar.advance(task)
-                try:
-                    fut.result()
-                except RecordError as exc:
-                    failed += 1
-                    warn(f"{rec['id']} ({voice}): {exc}")
-                    continue
-                new = dict(rec)
-                new.update(
-                    id=out_id,
-                    audio=str(path.resolve()),
-                    speaker=f"{engine}:{voice}",
-                    voice=voice,
-                    source="synthetic",
-                    duration=round(duration(path), 4),
-                )
-                new["provenance"] = {**rec.get("provenance", {}), "synthesize": {**prov, "voice": voice}}
-                out.write(new)
+            try:
+                for fut in as_completed(futures):
+                    rec, voice, out_id, path = futures[fut]
+                    bar.advance(task)
+                    try:
+                        if fut.result() is None:  # skipped after a fatal error
+                            continue
+                    except RecordError as exc:
+                        failed += 1
+                        warn(f"{rec['id']} ({voice}): {exc}")
+                        continue
+                    new = dict(rec)
+                    new.update(
+                        id=out_id,
+                        audio=str(path.resolve()),
+                        speaker=f"{engine}:{voice}",
+                        voice=voice,
+                        source="synthetic",
+                        duration=round(duration(path), 4),
+                    )
+                    new["provenance"] = {**rec.get("provenance", {}), "synthesize": {**prov, "voice": voice}}
+                    out.write(new)
+            except BaseException:
+                # A fatal error (rejected key, unusable voice) or Ctrl-C: start no further paid
+                # requests; the ones already running finish and their audio stays for a re-run.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     usage = tts.usage()
     if usage:
         info("Usage: " + json.dumps(usage))
