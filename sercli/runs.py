@@ -257,6 +257,8 @@ def evaluate_job(job_dir: Path, records: list[Record] | None = None, allow_overl
         if not default.exists():
             raise SercliError(f"{job_dir} has no held-out test part: pass test records, or train with --cv or --test-speakers")
         records = read_records(default)
+        # the run's own test part: overlapping speakers were allowed explicitly at training time
+        allow_overlap = allow_overlap or config.get("allow_speaker_overlap", False)
     if feature_meta(records) != config["features"]:
         raise SercliError("the test records' features were extracted with other settings than the model's")
     seen = [{"speaker": s} for s in config["speakers"]["train"] + config["speakers"]["val"]]

@@ -6,7 +6,8 @@ exercised for real; only the model is fake. It serves
 * ``POST /v1/chat/completions``: generation prompts (it reads "Write K ..." and
   'The emotion is "E"' from the prompt and returns K fresh numbered sentences), and
   self-check prompts (it labels each sentence with ``labeler(sentence, emotion)``);
-* ``POST /v1/audio/speech``: a real 0.25 s 24 kHz mono WAV (or raw PCM when asked).
+* ``POST /v1/audio/speech``: a real 0.25 s mono WAV at ``speech_rate`` (24 kHz, as OpenAI
+  sends), or raw 16-bit PCM when asked.
 
 ``script`` / ``speech_script`` hold what the next requests get (one action per request, then
 normal answers): ``"malformed"``, ``("status", code, headers)``, ``("sleep", seconds)``
@@ -53,6 +54,7 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.labeler = lambda sentence, emotion: emotion
         self.hold_after: int | None = None
+        self.speech_rate = SAMPLE_RATE  # what OpenAI sends; 16000 spares the client a resampling
         self._gate = threading.Event()
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
@@ -171,10 +173,10 @@ class FakeOpenAI:
 
     def _speech(self, h, body: dict) -> None:
         if body.get("response_format") == "pcm":
-            pcm = (tone() * 32767).astype("<i2").tobytes()
+            pcm = (tone(sr=self.speech_rate) * 32767).astype("<i2").tobytes()
             self._send(h, 200, None, raw=pcm, content_type="audio/pcm")
         else:
-            self._send(h, 200, None, raw=wav_bytes(), content_type="audio/wav")
+            self._send(h, 200, None, raw=wav_bytes(sr=self.speech_rate), content_type="audio/wav")
 
 
 if __name__ == "__main__":

@@ -295,6 +295,7 @@ def test_synthesize_killed_half_way_resumes_without_paying_twice(server, tmp_pat
     args = ["synthesize", texts, "-t", "openai", "-o", out, "-d", tmp_path / "wav",
             "-O", "max_concurrency=1", "-O", "voices=coral"]
     server.hold_after = 2
+    server.speech_rate = 16000  # no resampling, so no torch import in the subprocesses (speed)
     proc = _start(args, server, tmp_path)
     _wait_for(lambda: len(_lines(out)) == 2 and len(server.requests) == 3)
     proc.send_signal(signal.SIGKILL)

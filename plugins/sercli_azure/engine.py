@@ -186,6 +186,9 @@ class AzureTTS(TTSEngine):
                 _write_atomic(path, data)
                 return
             details = result.cancellation_details
+            if details is None:
+                self._count(failures=1)
+                raise RecordError(f"{voice}: unexpected synthesis result {result.reason}")
             error = self._classify(details.error_code, details.error_details or "")
             if attempt == opts.max_retries:
                 break
@@ -215,10 +218,10 @@ class AzureTTS(TTSEngine):
         if code == Code.Forbidden:
             raise SercliError(f"Azure Speech refused the request (403 forbidden) for {where}: {first}")
         if code == Code.ConnectionFailure and "DNS" in details:
-            raise SercliError(
-                f"Azure Speech host for {where} cannot be resolved: the region is unknown or there "
-                f"is no network (set {REGION_ENV} to your resource's region, e.g. westeurope)"
-            )
+            fix = ("check the endpoint's host name" if self.options.endpoint else
+                   f"the region is unknown or there is no network; set {REGION_ENV} to your "
+                   "resource's region, e.g. westeurope")
+            raise SercliError(f"Azure Speech host for {where} cannot be resolved: {fix}")
         if code in (Code.TooManyRequests, Code.ServiceTimeout, Code.ServiceUnavailable,
                     Code.ServiceError, Code.ConnectionFailure):
             return f"{code.name}: {first}"

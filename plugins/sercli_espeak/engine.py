@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +78,7 @@ class EspeakEngine(TTSEngine):
             values["pitch"] += rng.uniform(-5, 5)
             values["range"] += rng.uniform(-6, 6)
         clipped = {k: int(round(min(max(v, _LIMITS[k][0]), _LIMITS[k][1]))) for k, v in values.items()}
-        return replace(NEUTRAL, **clipped)
+        return Prosody(**clipped)
 
     def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
         from sercli.audio import resample, write_wav

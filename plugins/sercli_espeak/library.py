@@ -56,11 +56,12 @@ class _Espeak:
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
         ]
-        # The path is the folder that *contains* espeak-ng-data.
-        home = str(Path(espeakng_loader.get_data_path()).parent).encode()
-        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, home, 0)
+        data = Path(espeakng_loader.get_data_path())
+        # espeak_Initialize wants the folder that *contains* espeak-ng-data.
+        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data.parent).encode(), 0)
         if self.sample_rate <= 0:
-            raise SercliError(f"espeak-ng failed to initialise with data in {home.decode()}")
+            raise SercliError(f"espeak-ng failed to initialise with data in {data}")
+        self._variants = data / "voices" / "!v"
         self._chunks: list[np.ndarray] = []
         self._callback = _SynthCallback(self._on_samples)  # kept referenced: C holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
@@ -72,8 +73,10 @@ class _Espeak:
         return 0  # 0 = carry on synthesising
 
     def set_voice(self, voice: str) -> None:
+        _, plus, variant = voice.partition("+")
         err = self._lib.espeak_SetVoiceByName(voice.encode())
-        if err == _EE_NOT_FOUND:
+        # espeak-ng silently ignores an unknown "+variant"; a pool must not hold look-alikes.
+        if err == _EE_NOT_FOUND or (plus and not (self._variants / variant).is_file()):
             raise SercliError(
                 f"espeak-ng has no voice {voice!r} (use a language such as en-us or en-gb-x-rp, "
                 "optionally with a +variant such as en-us+f3)"

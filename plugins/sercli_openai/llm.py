@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from sercli.base import LLMBackend
 from sercli.errors import RecordError
+from sercli.log import info
 from sercli_openai import prompts
 from sercli_openai.client import ClientOptions, Connection, Usage, public_url
 
@@ -212,6 +213,7 @@ class OpenAILLM(LLMBackend):
                 problem = str(exc)
                 if attempt < opts.max_retries:
                     self._usage.add(retries=1)
+                    info(f"{what}: malformed reply ({problem}); asking again")
         self._usage.add(failures=1)
         raise RecordError(f"{what}: malformed reply {opts.max_retries + 1} times ({problem})")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 

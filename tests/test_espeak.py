@@ -1,0 +1,156 @@
+"""The offline ``espeak`` TTS engine (real espeak-ng through ctypes, tiny sentences)."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sercli import plugins as pl
+from sercli.errors import RecordError, SercliError
+from sercli_espeak.engine import DEFAULT_VOICES, PROSODY, EspeakEngine
+from sercli_espeak.library import LOCK, espeak
+
+from conftest import run_cli
+
+SENTENCE = "I really need you to call me back about the plans for the weekend."
+VOICES = ["en-us", "en-us+f3", "en-gb-x-rp+f1"]
+
+
+def median_f0(wav: np.ndarray) -> float:
+    import torch
+    import torchaudio.functional as AF
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchaudio may flag the function for a future removal
+        return float(AF.detect_pitch_frequency(torch.from_numpy(wav), 16000, freq_low=60).median())
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    """SENTENCE spoken in every emotion by three voices: {(emotion, voice): (path, wav)}."""
+    folder = tmp_path_factory.mktemp("espeak")
+    tts = EspeakEngine()
+    out = {}
+    for emotion in PROSODY:
+        for voice in VOICES:
+            path = folder / f"{emotion}_{voice}.wav"
+            tts.synthesize(SENTENCE, emotion, voice, path)
+            out[emotion, voice] = path, sf.read(path, dtype="float32")[0]
+    return out
+
+
+def test_registered_through_the_entry_point(monkeypatch):
+    monkeypatch.setenv("SERCLI_LOAD_PLUGINS", "espeak")
+    pl.reset()
+    try:
+        tts = pl.create("tts", "espeak", {"prosody": "1.5"})
+    finally:
+        pl.reset()
+    assert isinstance(tts, EspeakEngine) and tts.max_concurrency == 1 and tts.options.prosody == 1.5
+
+
+def test_every_default_voice_exists():
+    with LOCK:
+        for voice in DEFAULT_VOICES:
+            espeak().set_voice(voice)  # raises SercliError for a voice missing from espeak-ng-data
+    assert len(set(DEFAULT_VOICES)) == len(DEFAULT_VOICES) >= 8
+
+
+def test_each_emotion_and_voice_is_a_16k_mono_wav_of_plausible_length(spoken):
+    for (emotion, voice), (path, wav) in spoken.items():
+        info = sf.info(str(path))
+        assert (info.samplerate, info.channels, info.subtype, info.format) == (16000, 1, "PCM_16", "WAV")
+        assert 2.0 < info.duration < 7.0, (emotion, voice, info.duration)
+        assert 0.02 < np.sqrt(np.mean(wav**2)) and np.abs(wav).max() <= 1.0
+
+
+def test_prosody_differs_measurably_between_emotions(spoken):
+    for voice in VOICES:
+        length = {e: len(spoken[e, voice][1]) for e in PROSODY}
+        pitch = {e: median_f0(spoken[e, voice][1]) for e in ("neutral", "angry", "happy", "sad", "fear")}
+        loud = {e: np.sqrt(np.mean(spoken[e, voice][1] ** 2)) for e in ("neutral", "angry", "sad")}
+        assert length["sad"] > 1.2 * length["angry"], voice
+        assert length["fear"] < length["neutral"] < length["sad"], voice
+        assert pitch["sad"] < pitch["neutral"] < min(pitch["angry"], pitch["happy"], pitch["fear"]), (voice, pitch)
+        assert loud["sad"] < loud["neutral"] < loud["angry"], voice
+
+
+def test_voices_sound_different(spoken):
+    male, female = spoken["neutral", "en-us"][1], spoken["neutral", "en-us+f3"][1]
+    assert median_f0(female) > 1.4 * median_f0(male)
+    a, b = spoken["neutral", "en-us+f3"][1], spoken["neutral", "en-gb-x-rp+f1"][1]
+    n = min(len(a), len(b))
+    assert len(a) != len(b) or not np.allclose(a[:n], b[:n], atol=1e-3)
+
+
+def test_voice_pool_option_and_prosody_scale():
+    assert EspeakEngine().voices("sad") == DEFAULT_VOICES
+    tts = EspeakEngine(options=EspeakEngine.Options(voices="en-us, en-gb-x-rp+f4", prosody=0))
+    assert tts.voices() == ["en-us", "en-gb-x-rp+f4"]
+    assert tts.prosody("angry", "en-us") == tts.prosody("sad", "en-us")  # prosody=0: all neutral
+    plain = EspeakEngine(options=EspeakEngine.Options(voice_variation=False))
+    assert plain.prosody("neutral", "en-us") == plain.prosody("neutral", "en-us+f3") == PROSODY["neutral"]
+
+
+def test_markup_and_quotes_are_read_as_plain_text(tmp_path):
+    tts = EspeakEngine()
+    # As SSML this would be ten seconds of silence; as text it is a few spoken words.
+    tts.synthesize('<speak>He said "no" & <break time="10s"/> [[h@l@U]]</speak>', "neutral", "en-us", tmp_path / "m.wav")
+    wav, _ = sf.read(tmp_path / "m.wav", dtype="float32")
+    assert len(wav) < 9 * 16000
+    assert np.mean(np.abs(wav) > 0.01) > 0.3  # mostly speech, not a long pause
+
+
+def test_errors(tmp_path):
+    tts = EspeakEngine()
+    with pytest.raises(SercliError, match="no prosody rules for emotion 'joy'.*Known: neutral, angry"):
+        tts.synthesize("Hello there.", "joy", "en-us", tmp_path / "x.wav")
+    with pytest.raises(SercliError, match=r"no voice 'en-us\+f9'"):
+        tts.synthesize("Hello there.", "happy", "en-us+f9", tmp_path / "x.wav")
+    with pytest.raises(RecordError, match="empty"):
+        tts.synthesize(" \n\x00 ", "happy", "en-us", tmp_path / "x.wav")
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_concurrent_calls_are_serialised(tmp_path):
+    """Threads share one espeak-ng instance: each output must be its own sentence, whole."""
+    tts = EspeakEngine()
+    jobs = [("Yes.", "en-us"), (SENTENCE, "en-us+f3")] * 3
+    errors = []
+
+    def work(i, text, voice):
+        try:
+            tts.synthesize(text, "neutral", voice, tmp_path / f"{i}.wav")
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, *job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    short = [sf.info(str(tmp_path / f"{i}.wav")).duration for i in range(0, 6, 2)]
+    long = [sf.info(str(tmp_path / f"{i}.wav")).duration for i in range(1, 6, 2)]
+    assert max(short) < 1.2 and min(long) > 2.5
+    assert max(long) - min(long) < 0.01  # no chunks from another call mixed in
+
+
+def test_gen_text_then_synthesize_through_the_cli(tmp_path):
+    env = {"SERCLI_LOAD_PLUGINS": "template,espeak"}
+    texts = run_cli("gen-text", "-e", "angry,sad", "-n", "2", "-o", tmp_path / "t.jsonl", env=env, check=True)
+    assert texts.returncode == 0
+    run_cli(
+        "synthesize", tmp_path / "t.jsonl", "-d", tmp_path / "wav", "--voices-per-text", "2",
+        "-o", tmp_path / "s.jsonl", env=env, check=True,
+    )
+    import json
+
+    records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and {r["emotion"] for r in records} == {"angry", "sad"}
+    for r in records:
+        assert sf.info(r["audio"]).samplerate == 16000 and r["speaker"].startswith("espeak:")
