@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -32,10 +33,18 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
 
 def resample(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     import torch
-    import torchaudio.functional as AF
 
-    out = AF.resample(torch.from_numpy(np.asarray(wav, dtype=np.float32)), orig_sr, new_sr)
+    with torch.inference_mode():
+        out = _resampler(orig_sr, new_sr)(torch.from_numpy(np.asarray(wav, dtype=np.float32)))
     return out.numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(orig_sr: int, new_sr: int):
+    """The windowed-sinc kernel is built once per rate pair, not once per file."""
+    import torchaudio
+
+    return torchaudio.transforms.Resample(orig_sr, new_sr)
 
 
 def write_wav(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:

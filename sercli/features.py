@@ -8,7 +8,8 @@ Layout of a store folder::
 
 A shard is written to a temporary name, fsynced and renamed; only then are its keys appended
 to the index. A run killed at any point therefore leaves only whole shards behind, and the
-index names only keys whose data is on disk. Re-running skips indexed keys.
+index names only keys whose data is on disk. Re-running skips indexed keys. A writer holds an
+exclusive lock on the store, so two runs never interleave shards or index lines.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from sercli.errors import SercliError
 
 INDEX = "index.jsonl"
 META = "meta.json"
+LOCK = ".lock"
+SHARD_GLOB = "shard-*.safetensors"
 
 
 class FeatureStore:
@@ -45,8 +48,9 @@ class FeatureStore:
         p = self.root / META
         if p.exists():
             old = json.loads(p.read_text())
-            if old != json.loads(json.dumps(meta)):
-                diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+            new = json.loads(json.dumps(meta))
+            if old != new:
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise SercliError(
                     f"Feature store {self.root} holds features made with other settings "
                     f"(differs in: {', '.join(diff)}); use another --store folder"
@@ -60,13 +64,14 @@ class FeatureStore:
             self._index = {}
             p = self.root / INDEX
             if p.exists():
+                present = {q.name for q in self.root.glob(SHARD_GLOB)}
                 for line in p.read_text().splitlines():
                     try:
                         row = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # torn last line of a killed run
-                    if (self.root / row["shard"]).exists():
-                        self._index[row["key"]] = row
+                    if row["shard"] in present:
+                        self._index.setdefault(row["key"], row)
         return self._index
 
     def __contains__(self, key: str) -> bool:
@@ -92,15 +97,35 @@ class FeatureStore:
 
 
 class ShardWriter:
-    """Buffers arrays and writes them as one shard when the buffer is full (or on close)."""
+    """Buffers arrays and writes them as one shard when the buffer is full (or on close).
+
+    Opening a writer takes the store's lock and tidies what a killed run may have left:
+    temporary files, shards that never made it into the index, and a torn last index line.
+    """
 
     def __init__(self, store: FeatureStore, shard_bytes: int):
         self.store = store
         self.shard_bytes = shard_bytes
         self.buffer: dict[str, np.ndarray] = {}
         self.size = 0
-        existing = [int(p.stem.split("-")[1]) for p in store.root.glob("shard-*.safetensors")]
+        store.root.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(store.root / LOCK)
+        self._tidy()
+        existing = [int(p.stem.split("-")[1]) for p in store.root.glob(SHARD_GLOB)]
         self.next_shard = max(existing, default=-1) + 1
+
+    def _tidy(self) -> None:
+        root = self.store.root
+        for tmp in root.glob(".shard-*.tmp"):
+            tmp.unlink()
+        index_path = root / INDEX
+        if index_path.exists():
+            _truncate_torn_tail(index_path)
+        self.store._index = None  # re-read: another run may have added keys since
+        referenced = {row["shard"] for row in self.store.index().values()}
+        for shard in root.glob(SHARD_GLOB):
+            if shard.name not in referenced:  # renamed, but killed before its index lines
+                shard.unlink()
 
     def add(self, key: str, array: np.ndarray) -> None:
         self.buffer[key] = np.ascontiguousarray(array)
@@ -120,6 +145,7 @@ class ShardWriter:
         save_file(self.buffer, str(tmp))
         _fsync(tmp)
         os.replace(tmp, final)
+        _fsync_dir(self.store.root)
         rows = [{"key": k, "shard": name, "shape": list(v.shape)} for k, v in self.buffer.items()]
         with open(self.store.root / INDEX, "a") as fh:
             fh.write("".join(json.dumps(r) + "\n" for r in rows))
@@ -132,7 +158,10 @@ class ShardWriter:
         self.size = 0
 
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -141,12 +170,51 @@ class ShardWriter:
         self.close()
 
 
+def _lock(path: Path):
+    """An exclusive lock held while the returned file stays open (released on close or death)."""
+    import fcntl
+
+    fh = open(path, "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise SercliError(
+            f"Feature store {path.parent} is being written by another sercli process; "
+            "wait for it or use another --store folder"
+        ) from None
+    return fh
+
+
+def _truncate_torn_tail(path: Path) -> None:
+    """A run killed mid-append may leave a partial last line; cut it so appends start clean."""
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        data = path.read_bytes()
+        fh.truncate(data.rfind(b"\n") + 1)
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
 
 
+def _fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
+    _fsync(tmp)
     os.replace(tmp, path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -17,14 +17,18 @@ from sercli.records import open_writer, read_many
 
 def extract(
     inputs: Inputs,
-    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Backbone plugin (see `sercli plugins`).")] = "fbank",
+    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Backbone plugin (see `sercli plugins`), e.g. wavlm-base-plus or hf:DIR.")] = "fbank",
     store: Annotated[Path, typer.Option("--store", "-s", help="Feature store folder.")] = Path("features"),
     layers: Annotated[str, typer.Option("--layers", help="all, last, or comma-separated layer numbers.")] = "all",
     pool: Annotated[str, typer.Option("--pool", help="none (frames), mean or mean+std.")] = "mean",
     store_dtype: Annotated[str, typer.Option("--store-dtype", help="float16 or float32 on disk.")] = "float16",
-    batch_seconds: Annotated[float, typer.Option("--batch-seconds", min=0.1, help="Audio per batch (s).")] = 60.0,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Audio decoding workers.")] = 2,
+    batch_seconds: Annotated[float, typer.Option("--batch-seconds", min=0.1, help="Padded audio per batch (s).")] = 60.0,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Audio decoding processes (0: decode in this one).")] = 2,
     device: Device = "cpu",
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="Autocast the backbone to bf16 or fp16 (for GPUs; default float32).")] = None,
+    chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", min=1.0, help="Longer recordings go through in overlapping chunks of this length.")] = 20.0,
+    chunk_overlap: Annotated[float, typer.Option("--chunk-overlap", min=0.0, help="Overlap between chunks (s).")] = 2.0,
+    shard_mb: Annotated[float, typer.Option("--shard-mb", min=0.001, help="Feature shard size (MB).")] = 256.0,
     option: PluginOptions = None,
     output: Output = None,
 ) -> None:
@@ -32,34 +36,48 @@ def extract(
 
     Re-running the same command skips what is already in the store (resumable).
     """
-    from sercli.audio import load_audio
-    from sercli.extract import ExtractConfig, run_extraction
+    from sercli.extract import COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, parse_layers, run_extraction
     from sercli.features import FeatureStore
 
-    if store_dtype not in ("float16", "float32"):
+    if store_dtype not in STORE_DTYPES:
         raise SercliError(f"--store-dtype {store_dtype!r}: expected float16 or float32")
-    if pool not in ("none", "mean", "mean+std"):
+    if pool not in POOLS:
         raise SercliError(f"--pool {pool!r}: expected none, mean or mean+std")
+    if dtype is not None and dtype not in COMPUTE_DTYPES:
+        raise SercliError(f"--dtype {dtype!r}: expected bf16 or fp16")
+    if chunk_overlap >= chunk_seconds:
+        raise SercliError("--chunk-overlap must be shorter than --chunk-seconds")
+    check_device(device)
     records = read_many(inputs, required=("audio",))
     ids = [r["id"] for r in records]
-    dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
-    if dupes:
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
         raise SercliError(f"Duplicate record ids in the input: {', '.join(dupes[:5])}")
 
     model = pl.create("backbone", backbone, parse_option_pairs(option))
-    cfg = ExtractConfig(layers, pool, store_dtype, batch_seconds, device, workers)
-    fs = FeatureStore(store)
-    fs.init(
-        {
-            "backbone": model.identity(),
-            "layers": layers,
-            "layer_names": model.layer_names(),
-            "pool": pool,
-            "level": model.level if pool == "none" else "utterance",
-            "dtype": store_dtype,
-            "sample_rate": model.sample_rate,
-        }
+    cfg = ExtractConfig(
+        layers=layers, pool=pool, store_dtype=store_dtype, batch_seconds=batch_seconds, device=device,
+        workers=workers, chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap, compute_dtype=dtype,
+        shard_mb=shard_mb,
     )
+    names = model.layer_names()
+    meta = {
+        "backbone": model.identity(),
+        "layers": layers,
+        "layer_names": [names[i] for i in parse_layers(layers, model.num_layers)],
+        "pool": pool,
+        "level": model.level if pool == "none" else "utterance",
+        "dtype": store_dtype,
+        "sample_rate": model.sample_rate,
+    }
+    # Settings that change the numbers join the metadata only where they apply, so a store
+    # never mixes them (and stores of backbones they do not apply to stay comparable).
+    if getattr(model, "hop_samples", None):
+        meta["chunk"] = {"seconds": chunk_seconds, "overlap": chunk_overlap}
+    if dtype:
+        meta["compute_dtype"] = dtype
+    fs = FeatureStore(store)
+    fs.init(meta)
     todo = [(r["id"], r["audio"]) for r in records if r["id"] not in fs]
     if len(todo) < len(records):
         info(f"Resuming: {len(records) - len(todo)} of {len(records)} records already in {store}")
@@ -72,15 +90,7 @@ def extract(
     if todo:
         with progress() as bar:
             task = bar.add_task(f"extract ({backbone})", total=len(todo))
-            run_extraction(
-                model,
-                todo,
-                fs,
-                cfg,
-                load=lambda path: load_audio(path, model.sample_rate),
-                on_error=on_error,
-                on_progress=lambda n: bar.advance(task, n),
-            )
+            run_extraction(model, todo, fs, cfg, on_error=on_error, on_progress=lambda n: bar.advance(task, n))
 
     index = fs.index()
     with open_writer(output) as out:
