@@ -8,10 +8,15 @@
 2. Batch. Segments (whole recordings or chunks) sorted by length fill batches of at most
    ``batch_seconds`` of padded audio. Padding-sensitive backbones only share a batch between
    segments of equal length, so batched output equals one-by-one output.
-3. Stream. Worker processes decode and resample batches a few ahead of the model, so decoding
-   overlaps compute and only those batches are in memory.
-4. Store. A finished recording is pooled (or kept as frames) and added to the current shard;
-   shards become visible atomically (sercli.features), which makes a killed run resumable.
+3. Run, streaming: only a few batches are decoded at any time.
+   - On CPU, ``workers`` processes each decode a batch and run their own copy of the model
+     on their share of the cores. Independent single-threaded replicas keep every core busy
+     without the per-operation thread synchronisation of one multi-threaded model, which on
+     small or shared machines (or vCPUs) costs more than it gains.
+   - On a GPU, the model runs here while ``workers`` processes decode batches ahead of it.
+   Each segment comes back reduced: pooled, or the frames it keeps, or sums for pooling.
+4. Store. A finished recording is added to the current shard; shards become visible
+   atomically (sercli.features), which makes a killed run resumable.
 
 A backbone may declare these (sercli.base.Backbone does not; without them a backbone sees
 whole recordings, batched by length):
@@ -24,6 +29,7 @@ whole recordings, batched by length):
 from __future__ import annotations
 
 import os
+import pickle
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -43,9 +49,13 @@ class ExtractConfig:
     layers: str = "all"  # "all" | "last" | "0,6,12"
     pool: str = "mean"  # "none" | "mean" | "mean+std"
     store_dtype: str = "float16"
-    batch_seconds: float = 60.0
+    # padded audio per batch (None: 60 s on a GPU; 20 s on CPU, where bigger batches gain
+    # nothing and each worker takes whole batches)
+    batch_seconds: float | None = None
     device: str = "cpu"
-    workers: int = 2  # decoding processes; 0 decodes in this process
+    # CPU: model processes (None: one per core, at most 4); GPU: decoding processes (None: 2).
+    # 0 runs everything in this process.
+    workers: int | None = None
     chunk_seconds: float = 20.0
     chunk_overlap: float = 2.0
     compute_dtype: str | None = None  # None (float32) | "bf16" | "fp16": autocast
@@ -81,6 +91,39 @@ def pool_frames(feats, how: str):
         std = feats.std(dim=1, keepdim=True, unbiased=False)
         return torch.cat([mean, std], dim=-1)
     raise SercliError(f"--pool {how!r}: expected none, mean or mean+std")
+
+
+def store_meta(backbone, cfg: ExtractConfig) -> dict[str, Any]:
+    """What a feature store made with ``cfg`` holds: stores (and trained heads) only mix
+    features whose metadata are equal."""
+    names = backbone.layer_names()
+    meta = {
+        "backbone": backbone.identity(),
+        "layers": cfg.layers,
+        "layer_names": [names[i] for i in parse_layers(cfg.layers, backbone.num_layers)],
+        "pool": cfg.pool,
+        "level": backbone.level if cfg.pool == "none" else "utterance",
+        "dtype": cfg.store_dtype,
+        "sample_rate": backbone.sample_rate,
+    }
+    # Settings that change the numbers join only where they apply, so stores of backbones
+    # that never chunk stay comparable across them.
+    if getattr(backbone, "hop_samples", None):
+        meta["chunk"] = {"seconds": cfg.chunk_seconds, "overlap": cfg.chunk_overlap}
+    if cfg.compute_dtype:
+        meta["compute_dtype"] = cfg.compute_dtype
+    return meta
+
+
+def config_for(meta: dict[str, Any], device: str = "cpu") -> ExtractConfig:
+    """The ExtractConfig that makes features like a store with ``meta`` holds (e.g. to
+    extract one more file for prediction with ``extract_waveform``)."""
+    chunk = meta.get("chunk", {})
+    return ExtractConfig(
+        layers=meta["layers"], pool=meta["pool"], store_dtype=meta.get("dtype", "float32"), device=device,
+        chunk_seconds=chunk.get("seconds", 20.0), chunk_overlap=chunk.get("overlap", 2.0),
+        compute_dtype=meta.get("compute_dtype"),
+    )
 
 
 # -- 1. plan ---------------------------------------------------------------------------------
@@ -194,12 +237,13 @@ def plan(
 # -- 2. batch --------------------------------------------------------------------------------
 
 def batches(items: list[Item], max_samples: int, padding_sensitive: bool) -> list[list[Segment]]:
-    """Segments in length order, each recording's chunks together, grouped into batches.
+    """Segments longest first, each recording's chunks together, grouped into batches.
 
     A batch holds at most ``max_samples`` of padded audio (one segment may exceed it alone);
-    for padding-sensitive backbones a batch only holds segments of one length.
+    for padding-sensitive backbones a batch only holds segments of one length. Longest first
+    so that parallel workers end together: the short batches come last and fill the gaps.
     """
-    order = sorted(items, key=lambda it: (it.segments[0].stop - it.segments[0].start, it.segments[0].item))
+    order = sorted(items, key=lambda it: (-(it.segments[0].stop - it.segments[0].start), it.segments[0].item))
     out: list[list[Segment]] = []
     cur: list[Segment] = []
     longest = 0
@@ -217,7 +261,7 @@ def batches(items: list[Item], max_samples: int, padding_sensitive: bool) -> lis
     return out
 
 
-# -- 3. stream: decoding in worker processes ------------------------------------------------
+# -- 3. run: decoding, the model, reducing each segment --------------------------------------
 
 def read_segment(path: str, sample_rate: int, start: int, stop: int, whole: bool) -> np.ndarray:
     """Mono float32 samples [start, stop) of ``path`` at ``sample_rate`` (RecordError if bad).
@@ -248,118 +292,184 @@ def read_segment(path: str, sample_rate: int, start: int, stop: int, whole: bool
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
-def decode_batch(tasks: list[tuple[str, int, int, int, bool]]) -> list[np.ndarray | RecordError]:
-    """Runs in a worker process: one decoded array (or the RecordError) per segment."""
+def decode(job: list[tuple[str, int, Segment]]) -> list[np.ndarray | RecordError]:
+    """One decoded array (or its RecordError) per (path, sample rate, segment)."""
     out: list[np.ndarray | RecordError] = []
-    for path, sr, start, stop, whole in tasks:
+    for path, sr, seg in job:
         try:
-            out.append(read_segment(path, sr, start, stop, whole))
+            out.append(read_segment(path, sr, seg.start, seg.stop, seg.keep is None))
         except RecordError as exc:
             out.append(exc)
     return out
 
 
-def _init_worker() -> None:
-    # Decoding is one process per core; torch (imported only to resample) must not spread
-    # each worker over every core and fight the model for them.
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["MKL_NUM_THREADS"] = "1"
+@dataclass
+class Part:
+    """What one segment contributes to its recording's stored array."""
+
+    array: np.ndarray | None = None  # the whole result, or the frames a chunk keeps (store dtype)
+    sums: tuple[np.ndarray, np.ndarray] | None = None  # a pooled chunk: float64 sum, sum of squares
+    count: int = 0  # frames in ``sums``
 
 
-class Decoder:
-    """Decodes batches in ``workers`` processes, ``ahead`` batches ahead of the consumer."""
+def compute(backbone, segments: list[Segment], wavs: list, cfg: ExtractConfig) -> list[Part | RecordError]:
+    """Run one batch (``wavs`` as ``decode`` returns them) and reduce each segment to its Part."""
+    import torch
 
-    def __init__(self, workers: int):
-        self.pool = None
-        if workers > 0:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+    layers = parse_layers(cfg.layers, backbone.num_layers)
+    dtype = np.dtype(cfg.store_dtype)
+    out: list[Part | RecordError] = list(wavs)
+    ok = [i for i, w in enumerate(wavs) if not isinstance(w, RecordError)]
+    if not ok:
+        return out
+    with torch.inference_mode(), _autocast(cfg):
+        feats = backbone.forward([wavs[i] for i in ok], device=cfg.device)
+        for i, f in zip(ok, feats):
+            f, seg = f[layers].float(), segments[i]
+            if seg.keep is None:  # the whole recording in one segment
+                out[i] = Part(pool_frames(f, cfg.pool).cpu().numpy().astype(dtype))
+                continue
+            f = f[:, seg.keep[0] : seg.keep[1]]
+            if cfg.pool == "none":
+                out[i] = Part(f.cpu().numpy().astype(dtype))
+            else:
+                f = f.double()
+                out[i] = Part(sums=(f.sum(1).cpu().numpy(), f.pow(2).sum(1).cpu().numpy()), count=f.shape[1])
+    return out
 
-            # spawn, not fork: forking a process that holds torch's thread pools can deadlock
-            ctx = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
-        self.ahead = max(2, 2 * workers)
 
-    def stream(self, jobs: Iterable[list]) -> Iterator[list]:
-        if self.pool is None:
-            for job in jobs:
-                yield decode_batch(job)
-            return
-        from concurrent.futures.process import BrokenProcessPool
+class InProcess:
+    """The model runs in this process (GPUs, or ``workers=0``); ``decoders`` processes decode
+    batches ahead of it."""
 
-        jobs = iter(jobs)
-        pending: deque = deque()
-        for job in jobs:
-            pending.append(self.pool.submit(decode_batch, job))
-            if len(pending) >= self.ahead:
-                break
-        while pending:
-            try:
-                result = pending.popleft().result()
-            except BrokenProcessPool:
-                raise SercliError("an audio decoding worker died (out of memory, or a crash in libsndfile)") from None
-            nxt = next(jobs, None)
-            if nxt is not None:
-                pending.append(self.pool.submit(decode_batch, nxt))
-            yield result
+    def __init__(self, backbone, cfg: ExtractConfig, decoders: int):
+        self.backbone, self.cfg = backbone, cfg
+        self.pool = _process_pool(decoders, _init_decoder, ()) if decoders else None
+        self.ahead = 2 * decoders
+
+    def run(self, jobs: list[list]) -> Iterator[list]:
+        # Decoding starts before the weights load, so the two overlap.
+        decoded = Prefetch(self.pool, decode, jobs, self.ahead) if self.pool else map(decode, jobs)
+        self.backbone.load(self.cfg.device)
+        for job, wavs in zip(jobs, decoded):
+            yield compute(self.backbone, [seg for _, _, seg in job], wavs, self.cfg)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> "Decoder":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+class Replicas:
+    """``n`` processes, each with its own copy of the model on ``threads`` torch threads,
+    each decoding and running whole batches."""
+
+    def __init__(self, backbone_blob: bytes, cfg: ExtractConfig, n: int, threads: int):
+        self.pool = _process_pool(n, _init_replica, (backbone_blob, cfg, threads))
+        self.ahead = 2 * n
+
+    def run(self, jobs: list[list]) -> Iterator[list]:
+        return iter(Prefetch(self.pool, _replica_job, jobs, self.ahead))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-# -- 4. store: stitching chunks and pooling ---------------------------------------------------
+_replica: dict[str, Any] = {}
+
+
+def _init_replica(backbone_blob: bytes, cfg: ExtractConfig, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    backbone = pickle.loads(backbone_blob)
+    backbone.load(cfg.device)
+    _replica.update(backbone=backbone, cfg=cfg)
+
+
+def _replica_job(job: list[tuple[str, int, Segment]]) -> list[Part | RecordError]:
+    return compute(_replica["backbone"], [seg for _, _, seg in job], decode(job), _replica["cfg"])
+
+
+def _init_decoder() -> None:
+    # torch is imported only to resample; one thread each, or they fight the model for cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _process_pool(n: int, initializer, initargs):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: forking a process that holds torch's thread pools can deadlock
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(n, mp_context=ctx, initializer=initializer, initargs=initargs)
+
+
+class Prefetch:
+    """``fn(job)`` for each job in a process pool, at most ``ahead`` in flight, results in
+    order. The first jobs are submitted at once (so the workers start now)."""
+
+    def __init__(self, pool, fn, jobs: Iterable, ahead: int):
+        self.pool, self.fn, self.jobs = pool, fn, iter(jobs)
+        self.pending: deque = deque()
+        for job in self.jobs:
+            self.pending.append(pool.submit(fn, job))
+            if len(self.pending) >= max(ahead, 1):
+                break
+
+    def __iter__(self) -> Iterator:
+        from concurrent.futures.process import BrokenProcessPool
+
+        while self.pending:
+            try:
+                result = self.pending.popleft().result()
+            except BrokenProcessPool:
+                raise SercliError(
+                    "a worker process died (out of memory? its error, if any, is above); "
+                    "try fewer --workers or a smaller --batch-seconds"
+                ) from None
+            job = next(self.jobs, None)
+            if job is not None:
+                self.pending.append(self.pool.submit(self.fn, job))
+            yield result
+
+
+# -- 4. store: stitching a recording's parts -------------------------------------------------
 
 class Assembly:
-    """Collects one recording's segments into its stored array (pooled, or all frames)."""
+    """Collects one recording's Parts into its stored array (pooled, or all its frames)."""
 
     def __init__(self, item: Item, pool: str, dtype):
-        self.item = item
-        self.pool = pool
-        self.dtype = dtype
+        self.item, self.pool, self.dtype = item, pool, dtype
         self.missing = len(item.segments)
         self.frames: np.ndarray | None = None  # pool none, chunked: (L, T, D) in store dtype
-        self.sums: list | None = None  # pooled, chunked: float64 sums over frames
+        self.sums: list[np.ndarray] | None = None
         self.count = 0
         self.result: np.ndarray | None = None
 
-    def add(self, seg: Segment, feats) -> bool:
-        """``feats``: (layers, frames, dim) float tensor of ``seg``. True once complete."""
-        import torch
-
+    def add(self, seg: Segment, part: Part) -> bool:
+        """True once every segment is in (then ``result`` holds the array)."""
         self.missing -= 1
-        if seg.keep is None:  # the whole recording in one segment
-            self.result = pool_frames(feats, self.pool).cpu().numpy().astype(self.dtype)
+        if seg.keep is None:
+            self.result = part.array
             return True
-        a, b = seg.keep
-        part = feats[:, a:b]
         if self.pool == "none":
             if self.frames is None:
-                L, _, D = part.shape
+                L, _, D = part.array.shape
                 self.frames = np.empty((L, self.item.frames, D), dtype=self.dtype)
-            self.frames[:, seg.offset : seg.offset + (b - a)] = part.cpu().numpy()
+            self.frames[:, seg.offset : seg.offset + part.array.shape[1]] = part.array
         else:
-            part = part.double()
-            s = [part.sum(1), part.pow(2).sum(1)]
-            self.sums = s if self.sums is None else [x + y for x, y in zip(self.sums, s)]
-            self.count += b - a
+            self.sums = list(part.sums) if self.sums is None else [a + b for a, b in zip(self.sums, part.sums)]
+            self.count += part.count
         if self.missing:
             return False
         if self.pool == "none":
             self.result = self.frames
         else:
             mean = self.sums[0] / self.count
-            out = mean
+            out = [mean]
             if self.pool == "mean+std":
-                std = (self.sums[1] / self.count - mean**2).clamp(min=0).sqrt()
-                out = torch.cat([mean, std], dim=-1)
-            self.result = out[:, None].float().cpu().numpy().astype(self.dtype)
+                out.append(np.sqrt(np.maximum(self.sums[1] / self.count - mean**2, 0.0)))
+            self.result = np.concatenate(out, axis=-1)[:, None].astype(self.dtype)
         return True
 
 
@@ -388,83 +498,74 @@ def run_extraction(
         on_progress(1)
     if not items:
         return
-    planned = batches(items, int(cfg.batch_seconds * sr), bool(getattr(backbone, "padding_sensitive", False)))
-    jobs = ([(items[s.item].path, sr, s.start, s.stop, s.keep is None) for s in batch] for batch in planned)
-
-    def failed_item(key: str, msg: str) -> None:
-        on_error(key, msg)
-        on_progress(1)
-
-    _set_threads(cfg.device)
-    # Start the decoders first: their start-up overlaps loading the weights.
-    with Decoder(cfg.workers) as decoder:
-        backbone.load(cfg.device)
-        with store.writer(int(cfg.shard_mb * (1 << 20))) as writer:
-
-            def done(key: str, array: np.ndarray) -> None:
-                writer.add(key, array)
-                on_progress(1)
-
-            run_batches(backbone, items, planned, decoder.stream(jobs), cfg, done, failed_item)
+    planned = batches(items, int(batch_seconds(cfg) * sr), bool(getattr(backbone, "padding_sensitive", False)))
+    jobs = [[(items[seg.item].path, sr, seg) for seg in batch] for batch in planned]
+    assemblies: dict[int, Assembly] = {}
+    dead: set[int] = set()
+    dtype = np.dtype(cfg.store_dtype)
+    with store.writer(int(cfg.shard_mb * (1 << 20))) as writer:
+        engine = _engine(backbone, cfg)
+        try:
+            for batch, parts in zip(planned, engine.run(jobs)):
+                for seg, part in zip(batch, parts):
+                    if seg.item in dead:
+                        continue
+                    item = items[seg.item]
+                    if isinstance(part, RecordError):
+                        dead.add(seg.item)
+                        assemblies.pop(seg.item, None)
+                        on_error(item.key, str(part))
+                        on_progress(1)
+                        continue
+                    asm = assemblies.setdefault(seg.item, Assembly(item, cfg.pool, dtype))
+                    if asm.add(seg, part):
+                        del assemblies[seg.item]
+                        writer.add(item.key, asm.result)
+                        on_progress(1)
+        finally:
+            engine.close()
 
 
 def extract_waveform(backbone, wav: np.ndarray, cfg: ExtractConfig) -> np.ndarray:
-    """The stored array for one in-memory waveform (at ``backbone.sample_rate``), made exactly
-    as ``run_extraction`` makes it (chunking, layers, pooling, store dtype). Call
-    ``backbone.load`` first."""
+    """The stored array for one in-memory waveform (at ``backbone.sample_rate``), made as
+    ``run_extraction`` makes it (chunks, layers, pooling, store dtype), in this process.
+    Call ``backbone.load`` first."""
     item = plan_item(0, "waveform", "<array>", len(wav), backbone, cfg)
-    planned = batches([item], int(cfg.batch_seconds * backbone.sample_rate), bool(getattr(backbone, "padding_sensitive", False)))
-    out: dict[str, np.ndarray] = {}
-
-    def failed(key: str, msg: str) -> None:
-        raise RecordError(msg)
-
-    wavs = ([wav[s.start : s.stop] for s in batch] for batch in planned)
-    run_batches(backbone, [item], planned, wavs, cfg, out.__setitem__, failed)
-    return out["waveform"]
+    sensitive = bool(getattr(backbone, "padding_sensitive", False))
+    asm = Assembly(item, cfg.pool, np.dtype(cfg.store_dtype))
+    for batch in batches([item], int(batch_seconds(cfg) * backbone.sample_rate), sensitive):
+        for seg, part in zip(batch, compute(backbone, batch, [wav[s.start : s.stop] for s in batch], cfg)):
+            asm.add(seg, part)
+    return asm.result
 
 
-def run_batches(
-    backbone,
-    items: list[Item],
-    planned: list[list[Segment]],
-    decoded: Iterable[list],
-    cfg: ExtractConfig,
-    done: Callable[[str, np.ndarray], None],
-    failed: Callable[[str, str], None],
-) -> None:
-    """Run the backbone over ``planned`` batches (their audio comes from ``decoded``: an array
-    or RecordError per segment), calling ``done(key, array)`` as each recording completes."""
+def _engine(backbone, cfg: ExtractConfig):
+    cores = usable_cores()
+    if cfg.device != "cpu":
+        return InProcess(backbone, cfg, 2 if cfg.workers is None else cfg.workers)
+    n = min(cores, 4) if cfg.workers is None else cfg.workers
+    if n > 0:
+        try:
+            blob = pickle.dumps(backbone)
+        except Exception:  # a third-party backbone holding something unpicklable
+            blob = None
+        if blob is not None:
+            return Replicas(blob, cfg, n, max(1, cores // n))
     import torch
 
-    layers = parse_layers(cfg.layers, backbone.num_layers)
-    dtype = np.dtype(cfg.store_dtype)
-    autocast = _autocast(cfg)
-    assemblies: dict[int, Assembly] = {}
-    dead: set[int] = set()
-    with torch.inference_mode():
-        for batch, wavs in zip(planned, decoded):
-            todo = []
-            for seg, wav in zip(batch, wavs):
-                if seg.item in dead:
-                    continue
-                if isinstance(wav, RecordError):
-                    dead.add(seg.item)
-                    assemblies.pop(seg.item, None)
-                    failed(items[seg.item].key, str(wav))
-                    continue
-                todo.append((seg, wav))
-            if not todo:
-                continue
-            with autocast:
-                outs = backbone.forward([w for _, w in todo], device=cfg.device)
-            for (seg, _), feats in zip(todo, outs):
-                if seg.item not in assemblies:
-                    assemblies[seg.item] = Assembly(items[seg.item], cfg.pool, dtype)
-                asm = assemblies[seg.item]
-                if asm.add(seg, feats[layers].float()):
-                    del assemblies[seg.item]
-                    done(asm.item.key, asm.result)
+    torch.set_num_threads(cores)
+    return InProcess(backbone, cfg, 0)
+
+
+def batch_seconds(cfg: ExtractConfig) -> float:
+    if cfg.batch_seconds is not None:
+        return cfg.batch_seconds
+    return 20.0 if cfg.device == "cpu" else 60.0
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (torch counts the host's, too many in a container)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _autocast(cfg: ExtractConfig):
@@ -474,30 +575,21 @@ def _autocast(cfg: ExtractConfig):
         return nullcontext()
     if cfg.compute_dtype not in COMPUTE_DTYPES:
         raise SercliError(f"--dtype {cfg.compute_dtype!r}: expected {', '.join(COMPUTE_DTYPES)}")
-    device_type = torch.device(cfg.device).type
-    return torch.autocast(device_type, dtype=getattr(torch, COMPUTE_DTYPES[cfg.compute_dtype]))
-
-
-def _set_threads(device: str) -> None:
-    """On CPU, one torch thread per core this process may use (torch counts the host's
-    cores, which oversubscribes a container or a taskset)."""
-    import torch
-
-    if device == "cpu" and hasattr(os, "sched_getaffinity"):
-        usable = len(os.sched_getaffinity(0))
-        if torch.get_num_threads() > usable:
-            torch.set_num_threads(usable)
+    return torch.autocast(torch.device(cfg.device).type, dtype=getattr(torch, COMPUTE_DTYPES[cfg.compute_dtype]))
 
 
 def check_device(device: str) -> None:
-    import torch
-
     if device == "cpu":
         return
-    if not device.startswith("cuda"):
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type != "cuda":
         raise SercliError(f"--device {device!r}: expected cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         raise SercliError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
-    index = torch.device(device).index
-    if index is not None and index >= torch.cuda.device_count():
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
         raise SercliError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")

@@ -108,12 +108,31 @@ def compare(aggs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def strategy_label(strategy: dict[str, Any]) -> str:
+    """``mix (ratio=0.5)``: the name and the options that differ from the plugin's defaults."""
+    from sercli import plugins as pl
+    from sercli.errors import SercliError
+
     name = strategy.get("plugin") or strategy.get("name", "?")
     opts = strategy.get("options") or {}
-    return name + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) + ")" if opts else "")
+    try:
+        defaults = pl.get_class("strategy", name).Options().model_dump(mode="json")
+    except SercliError:  # a plugin no longer installed: show every option
+        defaults = {}
+    shown = {k: v for k, v in sorted(opts.items()) if k not in defaults or defaults[k] != v}
+    return name + (" (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else "")
 
 
 # -- rich tables (stderr) -----------------------------------------------------------------------
+
+def wide_console():
+    """The stderr console, but 200 columns wide when stderr is a file or a pipe (rich would
+    squeeze a wide table into 80 there)."""
+    from rich.console import Console
+
+    from sercli.log import console
+
+    return console if console.is_terminal else Console(stderr=True, highlight=False, width=200)
+
 
 def aggregate_table(agg: dict[str, Any], title: str):
     from rich.console import Group
@@ -138,7 +157,7 @@ def aggregate_table(agg: dict[str, Any], title: str):
 def compare_table(rows: list[dict[str, Any]]):
     from rich.table import Table
 
-    table = Table(title="Strategies side by side (UA/WA: mean ± std over folds x seeds; p: paired per fold vs the first)")
+    table = Table(title="Runs side by side: UA/WA mean ± std over folds x seeds; ΔUA and p: paired per fold vs the first run")
     for col in ("run", "strategy", "folds x seeds", "UA", "UA 95% CI", "WA", "pooled UA", "pooled WA",
                 "ΔUA", "p Wilcoxon", "p t-test"):
         table.add_column(col, justify="right" if col not in ("run", "strategy") else "left")
@@ -147,8 +166,8 @@ def compare_table(rows: list[dict[str, Any]]):
         vs = row.get("vs_first") or {}
         fmt_p = lambda p: "-" if p is None else f"{p:.3g}"  # noqa: E731
         table.add_row(
-            row["run"], row["strategy"], f"{row['n_folds']} x {row['n_jobs'] // max(row['n_folds'], 1)}",
-            f"{ua['mean']:.4f} ± {ua['std']:.4f}", f"[{ua['ci95'][0]:.4f}, {ua['ci95'][1]:.4f}]",
+            Path(row["run"]).name, row["strategy"], f"{row['n_folds']} x {row['n_jobs'] // max(row['n_folds'], 1)}",
+            f"{ua['mean']:.4f} ± {ua['std']:.4f}", f"{ua['ci95'][0]:.4f}-{ua['ci95'][1]:.4f}",
             f"{wa['mean']:.4f} ± {wa['std']:.4f}", f"{row['pooled_UA']:.4f}", f"{row['pooled_WA']:.4f}",
             "-" if vs.get("delta") is None else f"{vs['delta']:+.4f}",
             fmt_p(vs.get("wilcoxon_p")), fmt_p(vs.get("ttest_p")),

@@ -181,6 +181,14 @@ def train_job(plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, 
         if best is None or val_metrics["UA"] > best[3]["UA"]:
             best = (cfg, model, trainer, val_metrics, strategy)
     cfg, model, trainer, val_metrics, strategy = best
+    history = trainer.history.epochs
+    if cfg.refit:
+        # The choices are made; now every training speaker counts. Validation numbers of the
+        # refit are on data it trains on, so they only draw the curve.
+        refit = Trainer(cfg, plan.labels)
+        refit.schedule = [e + 1 for e in trainer.best_epochs]
+        model = strategy.fit(refit, real_ex + val_ex, syn_ex, val_ex)
+        history = history + [{**h, "stage": f"refit {h['stage']}"} for h in refit.history.epochs]
 
     out.mkdir(parents=True, exist_ok=True)
     spk = lambda recs: sorted({speaker(r) for r in recs})  # noqa: E731
@@ -198,8 +206,8 @@ def train_job(plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, 
         **{k: v for k, v in resolved.items() if k not in ("train", "strategy")},
     }
     save_model(model, out, config)
-    (out / "history.json").write_text(json.dumps(trainer.history.epochs, indent=1))
-    training_curves(trainer.history.epochs, out / "curves.png", title=f"{plan.strategy} {fold.name} seed {seed}")
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    training_curves(history, out / "curves.png", title=f"{plan.strategy} {fold.name} seed {seed}")
     _write_jsonl(out / "test.jsonl", fold.test)
     _write_jsonl(out / "leaked.jsonl", [{"id": r.get("id"), "text": r.get("text")} for r in leaked])
     return {"n_train": len(real_ex), "n_synthetic": len(syn_ex), "n_dropped_leak": len(leaked),

@@ -25,8 +25,9 @@ from sercli.model import Head
 
 @dataclass
 class TrainConfig:
-    hidden: int = 256
+    hidden: int = 256  # 0: a linear classifier on the standardised features
     dropout: float = 0.2
+    pool: str = "mean"  # over frames: "mean" or "mean+std" (statistics pooling)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 32
@@ -36,10 +37,21 @@ class TrainConfig:
     standardize: bool = True  # per-layer, per-dimension z-scores with training statistics
     seed: int = 0
     device: str = "cpu"
+    # CPU threads: a small head trains several times faster on one thread than on a busy pool
+    threads: int = 1
+    # After early stopping, train again on training + validation data for the epochs found.
+    refit: bool = False
+
+
+    def __post_init__(self) -> None:
+        from sercli.errors import SercliError
+
+        if self.pool not in ("mean", "mean+std"):
+            raise SercliError(f"pool {self.pool!r}: expected mean or mean+std")
 
 
 # The knobs `sercli train --tune` may choose among by validation UA.
-TUNABLE = ("hidden", "dropout", "lr", "weight_decay", "batch_size", "balanced", "standardize")
+TUNABLE = ("hidden", "dropout", "pool", "lr", "weight_decay", "batch_size", "balanced", "standardize")
 
 
 @dataclass
@@ -55,8 +67,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    # CPU kernels are deterministic already; this makes CUDA ones so too, or warns.
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 # (model, x, lengths, y, generator) -> (x, lengths): an input-level augmentation.
@@ -69,13 +79,22 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, labels: list[str]):
         self.cfg = cfg
         self.labels = labels
+        if cfg.device != "cpu":
+            # The CPU kernels a head uses are deterministic already (and this call costs an
+            # import of several seconds); on a GPU it picks deterministic kernels, or warns.
+            torch.use_deterministic_algorithms(True, warn_only=True)
         self.history = History()
+        # Epochs each fit() call trained until its best validation score, in call order; with
+        # ``schedule`` set, the i-th fit() call trains exactly schedule[i] epochs instead and
+        # keeps its last weights (refitting on training + validation data, see sercli.runs).
+        self.best_epochs: list[int] = []
+        self.schedule: list[int] | None = None
 
     def new_model(self, stats_from: Examples) -> Head:
         """A fresh head, standardised with statistics of ``stats_from`` (training data only)."""
         seed_everything(self.cfg.seed)
         L, _, D = stats_from.features(0).shape
-        model = Head(L, D, len(self.labels), self.cfg.hidden, self.cfg.dropout)
+        model = Head(L, D, len(self.labels), self.cfg.hidden, self.cfg.dropout, self.cfg.pool)
         if self.cfg.standardize:
             mean, std = layer_stats(stats_from, seed=self.cfg.seed)
             model.mean.copy_(torch.from_numpy(mean))
@@ -114,6 +133,7 @@ class Trainer:
         """
         cfg = self.cfg
         seed_everything(cfg.seed)
+        torch.set_num_threads(cfg.threads)
         rng = np.random.default_rng(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
         params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
@@ -121,8 +141,9 @@ class Trainer:
         loss_fn = nn.CrossEntropyLoss(weight=self.class_weights(train))
         best = (-1.0, float("inf"))
         best_state = copy.deepcopy(model.state_dict())
-        bad = 0
-        for epoch in range(max_epochs or cfg.max_epochs):
+        best_epoch, bad = 0, 0
+        fixed = self.schedule[len(self.best_epochs)] if self.schedule is not None else None
+        for epoch in range(fixed or max_epochs or cfg.max_epochs):
             model.train()
             if extra is not None:
                 extra.train()
@@ -155,15 +176,19 @@ class Trainer:
                 stage=stage, epoch=epoch, train_loss=total / max(n, 1), val_loss=val_loss,
                 val_UA=val_metrics["UA"], val_WA=val_metrics["WA"],
             )
+            if fixed:
+                continue
             score = (val_metrics["UA"], val_loss)
             if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
-                best, bad = score, 0
+                best, best_epoch, bad = score, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad += 1
                 if bad >= cfg.patience:
                     break
-        model.load_state_dict(best_state)
+        self.best_epochs.append(best_epoch)
+        if not fixed:
+            model.load_state_dict(best_state)
         return model
 
     @torch.inference_mode()

@@ -183,3 +183,16 @@ def test_predict_extracts_like_training(tmp_path):
         assert s["predicted"] == a["predicted"]
         assert s["probabilities"] == pytest.approx(a["probabilities"], abs=1e-5)
         assert "features" not in s
+
+
+def test_refit_and_head_variants(tmp_path, corpus):
+    real, _ = corpus
+    out = tmp_path / "run"
+    invoke("train", real, "--test-speakers", "spk1", "--refit", "--pool", "mean+std", "--hidden", "0",
+           "--out", out, "--epochs", "3", "--patience", "3")
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["refit"] and config["head"]["pool"] == "mean+std" and config["head"]["hidden"] == 0
+    stages = [h["stage"] for h in json.loads((out / "history.json").read_text())]
+    assert stages[0] == "real" and stages[-1] == "refit real" and len(stages) <= 6
+    with pytest.raises(SercliError, match="pool"):
+        invoke("train", real, "--pool", "max", "--out", tmp_path / "bad")

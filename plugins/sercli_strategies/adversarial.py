@@ -57,9 +57,8 @@ class Adversarial(Strategy):
         need_synthetic(synthetic, self.name)
         train = real + sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
         model = trainer.new_model(train)
-        hidden = model.config["hidden"]
         domain = nn.Sequential(
-            nn.Linear(hidden, self.options.domain_hidden), nn.ReLU(), nn.Linear(self.options.domain_hidden, 2)
+            nn.Linear(model.embed_dim, self.options.domain_hidden), nn.ReLU(), nn.Linear(self.options.domain_hidden, 2)
         ).to(trainer.cfg.device)
         # Balanced domain loss: the classifier cannot win by always answering "real".
         counts = np.bincount(train.domains, minlength=2).astype(np.float64)

@@ -58,8 +58,8 @@ def evaluate(
 
 
 def _print_compare(results) -> None:
-    from sercli.report import compare, compare_table
+    from sercli.report import compare, compare_table, wide_console
 
     rows = compare(results)
-    console.print(compare_table(rows))
+    wide_console().print(compare_table(rows))
     print(json.dumps({"runs": rows}))

@@ -22,8 +22,8 @@ def extract(
     layers: Annotated[str, typer.Option("--layers", help="all, last, or comma-separated layer numbers.")] = "all",
     pool: Annotated[str, typer.Option("--pool", help="none (frames), mean or mean+std.")] = "mean",
     store_dtype: Annotated[str, typer.Option("--store-dtype", help="float16 or float32 on disk.")] = "float16",
-    batch_seconds: Annotated[float, typer.Option("--batch-seconds", min=0.1, help="Padded audio per batch (s).")] = 60.0,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Audio decoding processes (0: decode in this one).")] = 2,
+    batch_seconds: Annotated[Optional[float], typer.Option("--batch-seconds", min=0.1, help="Padded audio per batch in seconds (default: 60 on a GPU, 20 on CPU).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Worker processes. CPU: each decodes and runs its own copy of the model (default: one per core, at most 4). GPU: audio decoders (default 2). 0: all in this process.")] = None,
     device: Device = "cpu",
     dtype: Annotated[Optional[str], typer.Option("--dtype", help="Autocast the backbone to bf16 or fp16 (for GPUs; default float32).")] = None,
     chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", min=1.0, help="Longer recordings go through in overlapping chunks of this length.")] = 20.0,
@@ -36,7 +36,7 @@ def extract(
 
     Re-running the same command skips what is already in the store (resumable).
     """
-    from sercli.extract import COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, parse_layers, run_extraction
+    from sercli.extract import COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, run_extraction, store_meta
     from sercli.features import FeatureStore
 
     if store_dtype not in STORE_DTYPES:
@@ -60,24 +60,8 @@ def extract(
         workers=workers, chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap, compute_dtype=dtype,
         shard_mb=shard_mb,
     )
-    names = model.layer_names()
-    meta = {
-        "backbone": model.identity(),
-        "layers": layers,
-        "layer_names": [names[i] for i in parse_layers(layers, model.num_layers)],
-        "pool": pool,
-        "level": model.level if pool == "none" else "utterance",
-        "dtype": store_dtype,
-        "sample_rate": model.sample_rate,
-    }
-    # Settings that change the numbers join the metadata only where they apply, so a store
-    # never mixes them (and stores of backbones they do not apply to stay comparable).
-    if getattr(model, "hop_samples", None):
-        meta["chunk"] = {"seconds": chunk_seconds, "overlap": chunk_overlap}
-    if dtype:
-        meta["compute_dtype"] = dtype
     fs = FeatureStore(store)
-    fs.init(meta)
+    fs.init(store_meta(model, cfg))
     todo = [(r["id"], r["audio"]) for r in records if r["id"] not in fs]
     if len(todo) < len(records):
         info(f"Resuming: {len(records) - len(todo)} of {len(records)} records already in {store}")

@@ -1,8 +1,8 @@
 """`sercli predict MODEL AUDIO...`: per-file emotion and class probabilities as JSONL.
 
-Audio goes through the same backbone, options, layers, pooling and storage precision as the
-model's training features (its config's ``features``: the feature store's metadata), so a
-prediction sees what training saw. Manifest records that already carry features of that kind
+Audio goes through the same backbone, options, chunking, layers, pooling and storage precision
+as the model's training features (its config's ``features``: the feature store's metadata,
+replayed by sercli.extract.extract_waveform), so a prediction sees what training saw. Manifest records that already carry features of that kind
 are used as they are. A cross-validation run averages the probabilities of its fold models.
 """
 
@@ -121,19 +121,21 @@ def _backbone(meta: dict[str, Any], device: str):
 
 
 def _extract(backbone, audio: str, meta: dict[str, Any], device: str):
+    """The features of one file exactly as `sercli extract` stored them for the model's store
+    (chunks, layers, pooling and storage precision), then as float32 like training read them."""
     import numpy as np
-    import torch
 
     from sercli.audio import load_audio
-    from sercli.extract import parse_layers, pool_frames
+    from sercli.extract import ExtractConfig, extract_waveform
 
+    chunk = meta.get("chunk") or {}
+    cfg = ExtractConfig(
+        layers=meta["layers"], pool=meta["pool"], store_dtype=meta.get("dtype", "float32"), device=device,
+        compute_dtype=meta.get("compute_dtype"),
+        **({"chunk_seconds": chunk["seconds"], "chunk_overlap": chunk["overlap"]} if chunk else {}),
+    )
     wav = load_audio(audio, backbone.sample_rate)
-    layers = parse_layers(meta["layers"], backbone.num_layers)
-    with torch.inference_mode():
-        feats = backbone.forward([wav], device=device)[0]
-        feats = pool_frames(feats[layers].float(), meta["pool"])
-    # Round through the store's precision: the model was trained on those values.
-    return feats.cpu().numpy().astype(meta.get("dtype", "float32")).astype(np.float32)
+    return extract_waveform(backbone, wav, cfg).astype(np.float32)
 
 
 def _probs(model, x):

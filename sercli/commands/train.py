@@ -36,7 +36,7 @@ def _tune_grid(pairs: list[str] | None) -> dict[str, list[Any]]:
 
     from sercli.train import TUNABLE, TrainConfig
 
-    types = {"int": int, "float": float, "bool": bool}
+    types = {"int": int, "float": float, "bool": bool, "str": str}
     grid = {}
     for key, values in _value_lists(pairs, "--tune").items():
         if key not in TUNABLE:
@@ -80,8 +80,9 @@ def train(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="At most this many epochs (per stage).")] = 60,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
-    hidden: Annotated[int, typer.Option("--hidden", min=1, help="Hidden size of the head.")] = 256,
+    hidden: Annotated[int, typer.Option("--hidden", min=0, help="Hidden size of the head (0: linear).")] = 256,
     dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9)] = 0.2,
+    pool: Annotated[str, typer.Option("--pool", help="Pooling over frames in the head: mean or mean+std.")] = "mean",
     weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0)] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     balanced: Annotated[bool, typer.Option("--balanced/--no-balanced", help="Class-weighted loss.")] = True,
@@ -90,6 +91,10 @@ def train(
         Optional[list[str]],
         typer.Option("--tune", help="Choose KEY among V1,V2,... per fold by validation UA (repeatable; e.g. hidden=64,256)."),
     ] = None,
+    refit: Annotated[
+        bool, typer.Option("--refit/--no-refit", help="After early stopping, retrain on training + validation data for the epochs found.")
+    ] = False,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for training.")] = 1,
     allow_speaker_overlap: Annotated[
         bool, typer.Option("--allow-speaker-overlap", help="Allow the same speakers in training and test parts.")
     ] = False,
@@ -103,7 +108,7 @@ def train(
     """
     from sercli.cv import holdout, make_folds
     from sercli.records import read_many
-    from sercli.report import aggregate_table, compare, compare_table
+    from sercli.report import aggregate_table, compare, compare_table, wide_console
     from sercli.runs import SWEEP_FILE, Plan, run_plan, select_labels
     from sercli.train import TrainConfig
 
@@ -141,9 +146,9 @@ def train(
         folds = [fold]
         protocol = "holdout"
     cfg = TrainConfig(
-        hidden=hidden, dropout=dropout, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+        hidden=hidden, dropout=dropout, pool=pool, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
         max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
-        seed=seed_list[0], device=device,
+        seed=seed_list[0], device=device, threads=threads, refit=refit,
     )
     base = dict(
         labels=labels, folds=folds, seeds=seed_list, strategy=strategy, cfg=cfg, protocol=protocol,
@@ -164,7 +169,7 @@ def train(
     if swept:
         (out / SWEEP_FILE).write_text(json.dumps({"sweep": swept, "runs": [n for n, _ in results]}, indent=2))
         if all(agg is not None for _, agg in results):
-            console.print(compare_table(compare(results)))
+            wide_console().print(compare_table(compare(results)))
     info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
 
 

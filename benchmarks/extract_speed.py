@@ -1,0 +1,185 @@
+"""How fast `sercli extract` turns audio into SSL features, against a naive loop; and its
+peak memory on a long recording.
+
+    python benchmarks/extract_speed.py                  # CPU: base-size wav2vec2, 24 clips of 1-15 s
+    python benchmarks/extract_speed.py --device cuda    # on a GPU box
+
+Both sides get the same generated utterances (16 kHz, 1-15 s) and the same base-size model
+(wav2vec2-base's shape, 95M parameters, random weights saved locally: no hub needed), and
+each runs in a fresh process, timed from start to exit (imports and weight loading
+included, as a user waits for them):
+  (a) naive: one file at a time, transformers' feature extractor then the model, float32,
+      under torch.no_grad(), torch's default threads; mean over frames of every layer;
+  (b) sercli: `sercli extract --layers all --pool mean --store-dtype float32`.
+It prints audio-seconds per wall-second of each and their ratio, checks that both give the
+same features, then runs sercli on one 10-minute and one 10-second recording and prints the
+peak resident memory of its whole process tree (main process and workers, sampled from /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NAIVE = r"""
+import json, sys, time
+import numpy as np, soundfile as sf, torch
+from transformers import AutoFeatureExtractor, AutoModel
+
+model_dir, manifest, out, device = sys.argv[1:5]
+fe = AutoFeatureExtractor.from_pretrained(model_dir)
+model = AutoModel.from_pretrained(model_dir).eval().to(device)
+feats = {}
+for line in open(manifest):
+    rec = json.loads(line)
+    wav, sr = sf.read(rec["audio"], dtype="float32")
+    inputs = fe(wav, sampling_rate=sr, return_tensors="pt").to(device)
+    with torch.no_grad():
+        hidden = model(**inputs, output_hidden_states=True).hidden_states
+    feats[rec["id"]] = torch.stack(hidden)[:, 0].mean(1).cpu().numpy()
+np.savez(out, **feats)
+"""
+
+
+def make_clips(folder: Path, n: int, seed: int) -> tuple[Path, float]:
+    """``n`` noisy harmonic tones of 1-15 s; returns their manifest and total seconds."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines, total = [], 0.0
+    for i in range(n):
+        secs = float(rng.uniform(1.0, 15.0))
+        t = np.arange(int(secs * 16000)) / 16000
+        f0 = rng.uniform(100, 300)
+        wav = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 4)) + 0.02 * rng.standard_normal(t.size)
+        path = folder / f"u{i:03d}.wav"
+        sf.write(str(path), wav.astype(np.float32), 16000)
+        lines.append(json.dumps({"id": path.stem, "audio": str(path)}))
+        total += t.size / 16000
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest, total
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -> tuple[float, int]:
+    """Run ``cmd``; (wall seconds, peak resident bytes of its process tree if watched)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SERCLI_QUIET": "1", **(env or {})})
+    peak = 0
+    while proc.poll() is None:
+        if watch_memory:
+            peak = max(peak, tree_rss(proc.pid))
+        time.sleep(0.02)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:4])} ... failed:\n{proc.stderr.read()}")
+    return wall, peak
+
+
+def sercli_cmd(manifest: Path, model: Path, store: Path, args) -> list[str]:
+    cmd = [sys.executable, "-m", "sercli", "extract", str(manifest), "--backbone", f"hf:{model}",
+           "--store", str(store), "--layers", "all", "--pool", "mean", "--store-dtype", "float32",
+           "--device", args.device, "-o", str(store) + ".jsonl"]
+    if args.batch_seconds:
+        cmd += ["--batch-seconds", str(args.batch_seconds)]
+    if args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
+    return cmd
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clips", type=int, default=24, help="utterances of 1-15 s")
+    ap.add_argument("--arch", default="wav2vec2-group", help="wav2vec2-group (wav2vec2-base's config) or wav2vec2-layer, ...")
+    ap.add_argument("--batch-seconds", type=float, default=None, help="sercli's --batch-seconds (default: its own)")
+    ap.add_argument("--workers", type=int, default=None, help="sercli's --workers (default: its own)")
+    ap.add_argument("--minutes", type=float, default=10.0, help="length of the long recording")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from sercli_hf.random_models import save_random_model
+
+    work = Path(tempfile.mkdtemp(prefix="sercli-extract-speed-"))
+    model = save_random_model(args.arch, work / "model", size="base", seed=args.seed)
+    print(f"model: random {args.arch}, base size; device {args.device}; load average {os.getloadavg()}")
+
+    if not args.skip_speed:
+        manifest, total = make_clips(work / "clips", args.clips, args.seed)
+        naive_out = work / "naive.npz"
+        t_naive, _ = timed([sys.executable, "-c", NAIVE, str(model), str(manifest), str(naive_out), args.device])
+        store = work / "store"
+        t_sercli, _ = timed(sercli_cmd(manifest, model, store, args))
+        print(f"{args.clips} clips, {total:.1f} s of audio")
+        print(f"(a) naive loop : {total / t_naive:7.2f} audio-s per s  ({t_naive:.1f} s wall)")
+        print(f"(b) sercli     : {total / t_sercli:7.2f} audio-s per s  ({t_sercli:.1f} s wall)")
+        print(f"ratio b/a      : {t_naive / t_sercli:7.2f}x")
+        sys.path.insert(0, str(ROOT))
+        from sercli.features import FeatureStore
+
+        naive = np.load(naive_out)
+        fs = FeatureStore(store)
+        worst = max(
+            float(np.abs(fs.get(k)[:, 0] - naive[k]).max() / (np.abs(naive[k]).max() + 1e-12)) for k in naive.files
+        )
+        same = len(fs.index()) == len(naive.files) and worst < 1e-4
+        print(f"outputs equal  : {same} (largest difference {worst:.1e} of the largest value, {len(naive.files)} clips)")
+        print(f"load average   : {os.getloadavg()}")
+
+    if not args.skip_memory:
+        import soundfile as sf
+
+        rng = np.random.default_rng(args.seed)
+        peaks = {}
+        for name, secs in (("10 s", 10.0), (f"{args.minutes:g} min", args.minutes * 60)):
+            folder = work / f"mem-{int(secs)}"
+            folder.mkdir()
+            path = folder / "rec.wav"
+            sf.write(str(path), (0.1 * rng.standard_normal(int(secs * 16000))).astype(np.float32), 16000)
+            manifest = folder / "manifest.jsonl"
+            manifest.write_text(json.dumps({"id": "rec", "audio": str(path)}) + "\n")
+            wall, peaks[name] = timed(sercli_cmd(manifest, model, folder / "store", args), watch_memory=True)
+            print(f"peak memory, {name:>7} recording: {peaks[name] / 2**20:7.0f} MiB ({wall:.1f} s wall)")
+        short, long = peaks.values()
+        print(f"long / short   : {long / short:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

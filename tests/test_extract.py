@@ -1,0 +1,130 @@
+"""`sercli extract` end to end: a killed run resumes cleanly, long and resampled recordings,
+and features from a tiny transformers model train and evaluate a head."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sercli import plugins as pl
+from sercli.audio import load_audio
+from sercli.extract import ExtractConfig, extract_waveform, run_extraction
+from sercli.features import INDEX, FeatureStore
+from sercli_hf.random_models import save_random_model
+
+from conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return save_random_model("wav2vec2-layer", tmp_path_factory.mktemp("hf") / "tiny")
+
+
+def write_clips(folder, n, seed=0, lo=0.5, hi=1.5):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    recs = []
+    for i in range(n):
+        path = folder / f"u{i}.wav"
+        sf.write(str(path), (0.1 * rng.standard_normal(int(rng.uniform(lo, hi) * 16000))).astype(np.float32), 16000)
+        recs.append({"id": f"u{i}", "audio": str(path)})
+    return recs
+
+
+@pytest.mark.slow
+def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
+    recs = write_clips(tmp_path / "wav", 60)
+    manifest = tmp_path / "in.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    store = tmp_path / "st"
+    args = ["extract", manifest, "--backbone", f"hf:{tiny}", "--store", store, "--layers", "all",
+            "--pool", "mean+std", "--store-dtype", "float32", "--shard-mb", "0.001", "--batch-seconds", "3",
+            "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "sercli", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "SERCLI_QUIET": "1"})
+    index = store / INDEX
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if index.exists() and len(index.read_text().splitlines()) >= 10:
+            proc.send_signal(signal.SIGKILL)  # half way: ~10 of 60 records stored
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    done_before = len(FeatureStore(store).index())
+    assert 0 < done_before < len(recs)
+
+    out = run_cli(*args, check=True)
+    assert f"Resuming: {done_before} of 60" in out.stderr
+    ids = [json.loads(line)["id"] for line in out.stdout.splitlines()]
+    assert ids == [r["id"] for r in recs]  # every record once, in input order
+    # the index names each key once, every shard is whole, no temp files are left
+    keys = [json.loads(line)["key"] for line in index.read_text().splitlines()]
+    assert sorted(keys) == sorted(ids)
+    assert not list(store.glob(".*.tmp"))
+    from safetensors import safe_open
+
+    for shard in store.glob("shard-*.safetensors"):
+        with safe_open(str(shard), framework="np") as fh:
+            for key in fh.keys():
+                assert np.isfinite(fh.get_tensor(key)).all()
+    # and the values are what an uninterrupted run computes
+    backbone = pl.create("backbone", f"hf:{tiny}")
+    backbone.load()
+    cfg = ExtractConfig(layers="all", pool="mean+std", store_dtype="float32")
+    fs = FeatureStore(store)
+    for rec in recs[::7]:
+        expected = extract_waveform(backbone, load_audio(rec["audio"]), cfg)
+        np.testing.assert_allclose(fs.get(rec["id"]), expected, atol=1e-5)
+
+
+def test_long_resampled_recording_is_chunked_to_the_full_frame_count(tiny, tmp_path):
+    path = tmp_path / "long.wav"
+    rng = np.random.default_rng(3)
+    sf.write(str(path), (0.1 * rng.standard_normal(int(7.3 * 44100))).astype(np.float32), 44100)
+    backbone = pl.create("backbone", f"hf:{tiny}")
+    cfg = ExtractConfig(pool="none", store_dtype="float32", chunk_seconds=2.0, chunk_overlap=0.5, workers=0)
+    store = FeatureStore(tmp_path / "st")
+    run_extraction(backbone, [("long", str(path))], store, cfg, on_error=lambda k, m: pytest.fail(m))
+    wav = load_audio(path, 16000)
+    feats = store.get("long")
+    assert feats.shape == (3, backbone.num_frames(len(wav)), 32)
+    np.testing.assert_allclose(feats, extract_waveform(backbone, wav, cfg), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_extract_all_layers_then_train_and_eval(tiny, tmp_path):
+    """Tiny random model, every layer stored: the head learns a weighting over the 3 layers."""
+    t = np.arange(16000) / 16000
+    recs = []
+    for spk in ("s1", "s2", "s3", "s4"):
+        for emotion, freq in (("angry", 880.0), ("sad", 180.0)):
+            for k in range(4):
+                path = tmp_path / "wav" / f"{spk}_{emotion}_{k}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                wav = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.03 * k) * t)
+                sf.write(str(path), wav.astype(np.float32), 16000)
+                recs.append({"id": path.stem, "audio": str(path), "emotion": emotion, "speaker": spk})
+    manifest = tmp_path / "in.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    feats = tmp_path / "feats.jsonl"
+    run_cli("extract", manifest, "--backbone", f"hf:{tiny}", "--store", tmp_path / "st", "--layers", "all",
+            "--pool", "mean", "-o", feats, check=True)
+    assert all(json.loads(line)["features"]["shape"] == [3, 1, 32] for line in feats.read_text().splitlines())
+    run = tmp_path / "run"
+    run_cli("train", feats, "--out", run, "--test-speakers", "s4", "--epochs", "30", "--patience", "30", check=True)
+    config = json.loads((run / "config.json").read_text())
+    assert config["head"]["num_layers"] == 3 and config["features"]["layer_names"] == ["0", "1", "2"]
+    from safetensors.numpy import load_file
+
+    assert load_file(str(run / "model.safetensors"))["layer_logits"].shape == (3,)
+    metrics = json.loads(run_cli("eval", run, check=True).stdout)
+    assert metrics["pooled"]["n"] == 8 and metrics["pooled"]["UA"] > 0.5  # above chance on two classes
