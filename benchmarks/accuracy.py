@@ -129,9 +129,10 @@ def head(bench: Path, feature_records: Path, name: str, seeds: list[int], tune: 
             "run": str(out)}
 
 
-STRATEGIES = (  # name, options: the synthetic ratio is the paper's 1 synthetic : 2 real
+STRATEGIES = (  # name, options: the synthetic ratio is the paper's 1 synthetic : 2 real (0.5),
+    # swept for mix
     ("real-only", []),
-    ("mix", ["-O", "ratio=0.5"]),
+    ("mix", ["--sweep", "ratio=0.25,0.5,1.0"]),
     ("adversarial", ["-O", "ratio=0.5"]),
     ("transfer", []),
     ("curriculum", ["-O", "ratio=0.5", "-O", "stages=3"]),
@@ -164,11 +165,12 @@ def strategies(bench: Path, corpus: str, backbone: str, seeds: list[int]) -> Non
     syn = synthetic(bench, corpus, backbone, emotions)
     runs = []
     for name, options in STRATEGIES:
-        out = bench / "strategies" / f"{corpus}-{backbone}-{name}"
-        if not (out / "metrics.json").exists():
+        sweep = "--sweep" in options
+        out = bench / "strategies" / f"{corpus}-{backbone}-{name}{'-sweep' if sweep else ''}"
+        if not (out / ("sweep.json" if sweep else "metrics.json")).exists():
             sercli("train", real, "--synthetic", syn, "--strategy", name, *options, "--cv", "loso",
                    "--seeds", ",".join(map(str, seeds)), "--refit", "--out", out)
-        runs.append(out)
+        runs.append(out)  # `eval --compare` expands a sweep into its runs
     print(f"$ sercli eval --compare {' '.join(map(str, runs))}", file=sys.stderr, flush=True)
     proc = subprocess.run([sys.executable, "-m", "sercli", "eval", "--compare", *map(str, runs)],
                           check=True, capture_output=True, text=True)
@@ -207,13 +209,14 @@ def main() -> None:
                 t = time.time()
                 rows.append({"corpus": corpus, "features": backbone, "model": "linear SVM (floor)",
                              **svm_floor(recs, seeds[:1]), "seconds": round(time.time() - t)})
+                print_row(rows[-1], first=len(rows) == 1)
             t = time.time()
             rows.append({"corpus": corpus, "features": backbone, "model": "sercli head" + (" (tuned on val)" if args.tune else ""),
                          **head(bench, recs, f"{corpus}-{backbone}{'-tuned' if args.tune else ''}", seeds, args.tune,
                                 frames=BACKBONES[backbone][1] == "none"),
                          "seconds": round(time.time() - t)})
             print_row(rows[-1], first=len(rows) == 1)
-    (bench / "accuracy.json").write_text(json.dumps(rows, indent=2))
+            (bench / "accuracy.json").write_text(json.dumps(rows, indent=2))
 
 
 def print_row(row: dict, first: bool) -> None:

@@ -13,7 +13,8 @@ included, as a user waits for them):
   (b) sercli: `sercli extract --layers all --pool mean --store-dtype float32`.
 It prints audio-seconds per wall-second of each and their ratio, checks that both give the
 same features, then runs sercli on one 10-minute and one 10-second recording and prints the
-peak resident memory of its whole process tree (main process and workers, sampled from /proc).
+peak memory of its whole process tree (main process and workers, sampled from /proc: the sum
+of RSS, which counts shared pages once per process, and of PSS, which does not).
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def make_clips(folder: Path, n: int, seed: int) -> tuple[Path, float]:
     return manifest, total
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants, from /proc."""
+def tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) bytes of ``pid`` and all its descendants, from /proc. RSS counts a page
+    shared by several processes (torch's libraries, the mmapped weights) once per process;
+    PSS splits it between them, so their sum is the memory the tree really holds."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -81,28 +84,31 @@ def tree_rss(pid: int) -> int:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [pid]
+    rss = pss = 0
+    todo = [pid]
     while todo:
         p = todo.pop()
         todo += children.get(p, [])
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
         except OSError:
             pass
-    return total
+    return rss, pss
 
 
-def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -> tuple[float, int]:
-    """Run ``cmd``; (wall seconds, peak resident bytes of its process tree if watched)."""
+def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -> tuple[float, tuple[int, int]]:
+    """Run ``cmd``; (wall seconds, peak (RSS, PSS) bytes of its process tree if watched)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "SERCLI_QUIET": "1", **(env or {})})
-    peak = 0
+    peak = (0, 0)
     while proc.poll() is None:
         if watch_memory:
-            peak = max(peak, tree_rss(proc.pid))
+            peak = tuple(max(a, b) for a, b in zip(peak, tree_memory(proc.pid)))
         time.sleep(0.02)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -128,6 +134,8 @@ def main() -> None:
     ap.add_argument("--arch", default="wav2vec2-group", help="wav2vec2-group (wav2vec2-base's config) or wav2vec2-layer, ...")
     ap.add_argument("--batch-seconds", type=float, default=None, help="sercli's --batch-seconds (default: its own)")
     ap.add_argument("--workers", type=int, default=None, help="sercli's --workers (default: its own)")
+    ap.add_argument("--naive-threads", type=int, default=None,
+                    help="torch threads of the naive loop (default: torch's own choice, as a user gets it)")
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the long recording")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
@@ -144,11 +152,13 @@ def main() -> None:
     if not args.skip_speed:
         manifest, total = make_clips(work / "clips", args.clips, args.seed)
         naive_out = work / "naive.npz"
-        t_naive, _ = timed([sys.executable, "-c", NAIVE, str(model), str(manifest), str(naive_out), args.device])
+        env = {"OMP_NUM_THREADS": str(args.naive_threads)} if args.naive_threads else None
+        t_naive, _ = timed([sys.executable, "-c", NAIVE, str(model), str(manifest), str(naive_out), args.device], env)
         store = work / "store"
         t_sercli, _ = timed(sercli_cmd(manifest, model, store, args))
         print(f"{args.clips} clips, {total:.1f} s of audio")
-        print(f"(a) naive loop : {total / t_naive:7.2f} audio-s per s  ({t_naive:.1f} s wall)")
+        threads = args.naive_threads or "default"
+        print(f"(a) naive loop : {total / t_naive:7.2f} audio-s per s  ({t_naive:.1f} s wall; {threads} torch threads)")
         print(f"(b) sercli     : {total / t_sercli:7.2f} audio-s per s  ({t_sercli:.1f} s wall)")
         print(f"ratio b/a      : {t_naive / t_sercli:7.2f}x")
         sys.path.insert(0, str(ROOT))
@@ -176,9 +186,10 @@ def main() -> None:
             manifest = folder / "manifest.jsonl"
             manifest.write_text(json.dumps({"id": "rec", "audio": str(path)}) + "\n")
             wall, peaks[name] = timed(sercli_cmd(manifest, model, folder / "store", args), watch_memory=True)
-            print(f"peak memory, {name:>7} recording: {peaks[name] / 2**20:7.0f} MiB ({wall:.1f} s wall)")
-        short, long = peaks.values()
-        print(f"long / short   : {long / short:.2f}x")
+            rss, pss = (b / 2**20 for b in peaks[name])
+            print(f"peak memory, {name:>7} recording: RSS {rss:6.0f} MiB, PSS {pss:6.0f} MiB ({wall:.1f} s wall)")
+        (rss_s, pss_s), (rss_l, pss_l) = peaks.values()
+        print(f"long / short   : RSS {rss_l / rss_s:.2f}x, PSS {pss_l / pss_s:.2f}x")
 
 
 if __name__ == "__main__":

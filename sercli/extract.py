@@ -267,8 +267,8 @@ def read_segment(path: str, sample_rate: int, start: int, stop: int, whole: bool
     """Mono float32 samples [start, stop) of ``path`` at ``sample_rate`` (RecordError if bad).
 
     ``whole``: the segment is the whole recording; take what decodes even if the header's
-    length was off. Files at the target rate are read by seeking, so a chunk of a long
-    recording costs only its own samples; others are decoded and resampled whole.
+    length was off. A chunk of a long recording is read by seeking, so it costs only its own
+    samples (plus a margin for the resampling filter when the file has another rate).
     """
     import soundfile as sf
 
@@ -277,19 +277,43 @@ def read_segment(path: str, sample_rate: int, start: int, stop: int, whole: bool
     if whole:
         return load_audio(path, sample_rate)
     try:
-        if sf.info(str(path)).samplerate == sample_rate:
-            wav = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)[0].mean(axis=1)
+        info = sf.info(str(path))
+        if info.samplerate == sample_rate:
+            wav = _read_mono(path, start, stop)
         else:
-            wav = load_audio(path, sample_rate)[start:stop]
-    except RecordError:
-        raise
-    except Exception as exc:
+            wav = _read_resampled(path, info.samplerate, info.frames, sample_rate, start, stop)
+    except Exception as exc:  # LibsndfileError, RuntimeError: unreadable after all
         raise RecordError(f"cannot decode audio {path}: {exc}") from None
     if len(wav) != stop - start:
         raise RecordError(f"audio {path} is shorter than its header says")
     if not np.isfinite(wav).all():
         raise RecordError(f"audio has NaN or infinite samples: {path}")
     return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def _read_mono(path: str, start: int, stop: int) -> np.ndarray:
+    import soundfile as sf
+
+    return sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)[0].mean(axis=1)
+
+
+def _read_resampled(path: str, orig: int, frames: int, new: int, start: int, stop: int) -> np.ndarray:
+    """Target-rate samples [start, stop) from a window of the source, resampled as
+    ``sercli.audio.resample`` resamples the whole file: the window starts on a source sample
+    that maps to a whole target sample, and reaches past the segment by more than the
+    filter's half-width (torchaudio's sinc kernel, lowpass_filter_width 6, rolloff 0.99)."""
+    from math import ceil, gcd
+
+    from sercli.audio import resample
+
+    g = gcd(orig, new)
+    o, n = orig // g, new // g
+    margin = 2 * (ceil(6 * o / (min(o, n) * 0.99)) + o)
+    s0 = max(0, (start * o // n - margin) // o * o)
+    s1 = min(frames, -(-stop * o // n) + margin)
+    wav = resample(_read_mono(path, s0, s1), orig, new)
+    first = start - s0 // o * n
+    return wav[first : first + stop - start]
 
 
 def decode(job: list[tuple[str, int, Segment]]) -> list[np.ndarray | RecordError]:
@@ -346,9 +370,11 @@ class InProcess:
         self.backbone, self.cfg = backbone, cfg
         self.pool = _process_pool(decoders, _init_decoder, ()) if decoders else None
         self.ahead = 2 * decoders
+        for _ in range(decoders):  # start them now (the pool starts one per submitted job)
+            self.pool.submit(int)
 
     def run(self, jobs: list[list]) -> Iterator[list]:
-        # Decoding starts before the weights load, so the two overlap.
+        # The first batches are submitted before the weights load, so the two overlap.
         decoded = Prefetch(self.pool, decode, jobs, self.ahead) if self.pool else map(decode, jobs)
         self.backbone.load(self.cfg.device)
         for job, wavs in zip(jobs, decoded):
@@ -366,6 +392,10 @@ class Replicas:
     def __init__(self, backbone_blob: bytes, cfg: ExtractConfig, n: int, threads: int):
         self.pool = _process_pool(n, _init_replica, (backbone_blob, cfg, threads))
         self.ahead = 2 * n
+        # The pool starts a process per submitted job: start them all now, so they import
+        # torch and load the weights while this process plans the batches.
+        for _ in range(n):
+            self.pool.submit(int)
 
     def run(self, jobs: list[list]) -> Iterator[list]:
         return iter(Prefetch(self.pool, _replica_job, jobs, self.ahead))
@@ -492,20 +522,19 @@ def run_extraction(
         raise SercliError(f"--pool {cfg.pool!r}: expected {', '.join(POOLS)}")
     parse_layers(cfg.layers, backbone.num_layers)  # a bad --layers fails before any work
     sr = backbone.sample_rate
-    items, failed = plan(pairs, backbone, cfg)
-    for key, msg in failed:
-        on_error(key, msg)
-        on_progress(1)
-    if not items:
-        return
-    planned = batches(items, int(batch_seconds(cfg) * sr), bool(getattr(backbone, "padding_sensitive", False)))
-    jobs = [[(items[seg.item].path, sr, seg) for seg in batch] for batch in planned]
     assemblies: dict[int, Assembly] = {}
     dead: set[int] = set()
     dtype = np.dtype(cfg.store_dtype)
     with store.writer(int(cfg.shard_mb * (1 << 20))) as writer:
-        engine = _engine(backbone, cfg)
+        engine = _engine(backbone, cfg)  # workers start up while the headers are read
         try:
+            items, failed = plan(pairs, backbone, cfg)
+            for key, msg in failed:
+                on_error(key, msg)
+                on_progress(1)
+            sensitive = bool(getattr(backbone, "padding_sensitive", False))
+            planned = batches(items, int(batch_seconds(cfg) * sr), sensitive) if items else []
+            jobs = [[(items[seg.item].path, sr, seg) for seg in batch] for batch in planned]
             for batch, parts in zip(planned, engine.run(jobs)):
                 for seg, part in zip(batch, parts):
                     if seg.item in dead:
@@ -551,9 +580,6 @@ def _engine(backbone, cfg: ExtractConfig):
             blob = None
         if blob is not None:
             return Replicas(blob, cfg, n, max(1, cores // n))
-    import torch
-
-    torch.set_num_threads(cores)
     return InProcess(backbone, cfg, 0)
 
 

@@ -97,11 +97,18 @@ def grid(tune: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 # -- training -----------------------------------------------------------------------------------
 
+def clear_markers(out: Path) -> None:
+    """Forget what an earlier run in the same folder was, so its kind is not mistaken."""
+    for name in (RUN_FILE, SWEEP_FILE, "metrics.json"):
+        (Path(out) / name).unlink(missing_ok=True)
+
+
 def run_plan(plan: Plan, out: Path) -> dict[str, Any] | None:
     """Train every fold x seed into ``out``; then evaluate the test parts (if any)."""
     from sercli.data import feature_meta
 
     out = Path(out)
+    clear_markers(out)
     # One feature kind for everything, checked before the first minute of training.
     feature_meta([r for f in plan.folds for r in f.pool + f.test + (f.val or [])] + plan.synthetic)
     resolved = _resolved(plan)

@@ -23,6 +23,18 @@ from sercli_hf.random_models import save_random_model
 from conftest import ROOT, run_cli
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """In-process runs here use one thread: on small shared machines torch's intra-op threads
+    mostly wait for each other (the reason sercli runs one single-threaded model per core)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return save_random_model("wav2vec2-layer", tmp_path_factory.mktemp("hf") / "tiny")
@@ -128,3 +140,34 @@ def test_extract_all_layers_then_train_and_eval(tiny, tmp_path):
     assert load_file(str(run / "model.safetensors"))["layer_logits"].shape == (3,)
     metrics = json.loads(run_cli("eval", run, check=True).stdout)
     assert metrics["pooled"]["n"] == 8 and metrics["pooled"]["UA"] > 0.5  # above chance on two classes
+
+
+def test_decoders_ahead_of_an_in_process_model(tiny, tmp_path):
+    """The GPU pipeline (decoding processes feeding a model in this process), run on CPU."""
+    from sercli.extract import InProcess, batches, config_for, plan, store_meta
+
+    recs = write_clips(tmp_path / "wav", 6, seed=1, hi=3.0)
+    pairs = [(r["id"], r["audio"]) for r in recs]
+    backbone = pl.create("backbone", f"hf:{tiny}")
+    cfg = ExtractConfig(pool="mean+std", store_dtype="float32", batch_seconds=4.0, chunk_seconds=2.0, chunk_overlap=0.5)
+    # what predict needs to make features like a store's: the settings that change the numbers
+    made = config_for(store_meta(backbone, cfg))
+    assert (made.layers, made.pool, made.store_dtype, made.chunk_seconds, made.chunk_overlap) == (
+        cfg.layers, cfg.pool, cfg.store_dtype, cfg.chunk_seconds, cfg.chunk_overlap)
+    items, failed = plan(pairs, backbone, cfg)
+    planned = batches(items, 4 * 16000, backbone.padding_sensitive)
+    jobs = [[(items[s.item].path, 16000, s) for s in batch] for batch in planned]
+    results = {}
+    for decoders in (2, 0):
+        engine = InProcess(backbone, cfg, decoders)
+        try:
+            results[decoders] = list(engine.run(jobs))
+        finally:
+            engine.close()
+    assert not failed and len(results[2]) == len(planned) > 1
+    for parts2, parts0 in zip(results[2], results[0]):
+        for a, b in zip(parts2, parts0):
+            if a.array is not None:
+                np.testing.assert_array_equal(a.array, b.array)
+            else:
+                np.testing.assert_array_equal(a.sums[0], b.sums[0])

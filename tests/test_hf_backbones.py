@@ -24,6 +24,18 @@ transformers = pytest.importorskip("transformers")
 LENGTHS = [0.5, 1.3, 1.0, 1.3, 0.77, 4.1, 2.01]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """In-process runs here use one thread: on small shared machines torch's intra-op threads
+    mostly wait for each other (the reason sercli runs one single-threaded model per core)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("hf")
@@ -166,6 +178,7 @@ def test_unknown_folder_and_unsupported_model_are_one_clear_error(tmp_path):
         _ = pl.create("backbone", f"hf:{tmp_path / 'bert'}").num_layers
 
 
+@pytest.mark.slow
 def test_cli_extract_records_point_at_frames(models, clips, tmp_path):
     """Through the real command line, in a subprocess, with decoding worker processes."""
     manifest = tmp_path / "in.jsonl"

@@ -11,3 +11,6 @@ def register_backbones(register):
     register(HFBackbone)
     for cls in short_name_classes():
         register(cls)
+    from sercli_hf.whisper import register_whisper  # whisper-tiny.en, whisper:; Whisper for hf: too
+
+    register_whisper(register)

@@ -149,7 +149,8 @@ def _read_config(source: str, revision: str | None):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SercliError(
             f"cannot load {source!r} ({first}); without network access, point hf: at a local "
-            "copy made with save_pretrained (hf:/path/to/folder)"
+            "copy made with save_pretrained (hf:/path/to/folder), or set HF_HUB_OFFLINE=1 to use "
+            "the Hugging Face cache without retries"
         ) from None
     try:
         feature_extractor = AutoFeatureExtractor.from_pretrained(source, revision=revision)
@@ -159,15 +160,22 @@ def _read_config(source: str, revision: str | None):
 
 
 def _fingerprint(source: str, config) -> str:
-    """What pins the weights: the hub commit, or a hash of a local folder's files."""
+    """What pins the weights: the hub commit, or for a local folder a hash of its configs
+    and, per weights file, its size and first and last 4 MiB (hashing gigabytes on every
+    run would cost seconds; retrained weights differ there too)."""
     folder = Path(source)
     if not folder.is_dir():
         return f"commit:{getattr(config, '_commit_hash', None) or 'unknown'}"
     h = hashlib.sha256()
+    edge = 4 << 20
     for path in sorted(folder.iterdir()):
-        if path.suffix in (".json", ".safetensors", ".bin") and path.is_file():
-            h.update(path.name.encode())
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
+        if not path.is_file() or path.suffix not in (".json", ".safetensors", ".bin"):
+            continue
+        size = path.stat().st_size
+        h.update(f"{path.name}:{size}".encode())
+        with open(path, "rb") as fh:
+            h.update(fh.read(edge))
+            if size > 2 * edge:
+                fh.seek(-edge, 2)
+            h.update(fh.read())
     return f"sha256:{h.hexdigest()[:16]}"

@@ -126,14 +126,9 @@ def _extract(backbone, audio: str, meta: dict[str, Any], device: str):
     import numpy as np
 
     from sercli.audio import load_audio
-    from sercli.extract import ExtractConfig, extract_waveform
+    from sercli.extract import config_for, extract_waveform
 
-    chunk = meta.get("chunk") or {}
-    cfg = ExtractConfig(
-        layers=meta["layers"], pool=meta["pool"], store_dtype=meta.get("dtype", "float32"), device=device,
-        compute_dtype=meta.get("compute_dtype"),
-        **({"chunk_seconds": chunk["seconds"], "chunk_overlap": chunk["overlap"]} if chunk else {}),
-    )
+    cfg = config_for(meta, device)
     wav = load_audio(audio, backbone.sample_rate)
     return extract_waveform(backbone, wav, cfg).astype(np.float32)
 

@@ -109,7 +109,7 @@ def train(
     from sercli.cv import holdout, make_folds
     from sercli.records import read_many
     from sercli.report import aggregate_table, compare, compare_table, wide_console
-    from sercli.runs import SWEEP_FILE, Plan, run_plan, select_labels
+    from sercli.runs import SWEEP_FILE, Plan, clear_markers, run_plan, select_labels
     from sercli.train import TrainConfig
 
     if cv and (test_speakers or test or val_speakers):
@@ -156,6 +156,7 @@ def train(
         inputs=list(inputs) + list(synthetic or []) + list(test or []),
         allow_speaker_overlap=allow_speaker_overlap,
     )
+    clear_markers(out)
     results = []
     for v in variants:
         name = "+".join(f"{k}={val}" for k, val in v.items())

