@@ -128,14 +128,22 @@ def names(family: str) -> list[str]:
     return sorted(registry().classes[family])
 
 
-def get_class(family: str, name: str) -> type:
+def _lookup(family: str, name: str) -> tuple[type, str] | None:
+    """(class, plugin) registered under ``name``, or under a prefix (``hf:``) it starts with."""
     table = registry().classes[family]
     if name in table:
-        return table[name][0]
-    for key, (cls, _) in table.items():
+        return table[name]
+    for key, entry in table.items():
         if key.endswith(":") and name.startswith(key):
-            return cls
-    known = sorted(table)
+            return entry
+    return None
+
+
+def get_class(family: str, name: str) -> type:
+    found = _lookup(family, name)
+    if found is not None:
+        return found[0]
+    known = sorted(registry().classes[family])
     word = FAMILY_WORDS[family]
     hint = difflib.get_close_matches(name, known, n=1)
     did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
@@ -151,13 +159,3 @@ def create(family: str, name: str, options: dict | None = None):
     cls = get_class(family, name)
     opts = validate_options(cls, options or {}, f"{FAMILY_WORDS[family]} {name!r}")
     return cls(name=name, options=opts)
-
-
-def plugin_of(family: str, name: str) -> str:
-    table = registry().classes[family]
-    if name in table:
-        return table[name][1]
-    for key, (_, plugin) in table.items():
-        if key.endswith(":") and name.startswith(key):
-            return plugin
-    return "?"
