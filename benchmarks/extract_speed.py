@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,18 @@ def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -
     return wall, peak
 
 
+def same_features(naive_out: Path, store: Path) -> str:
+    """Whether sercli stored what the naive loop computed (up to float rounding)."""
+    sys.path.insert(0, str(ROOT))
+    from sercli.features import FeatureStore
+
+    naive = np.load(naive_out)
+    fs = FeatureStore(store)
+    worst = max(float(np.abs(fs.get(k)[:, 0] - naive[k]).max() / (np.abs(naive[k]).max() + 1e-12)) for k in naive.files)
+    same = len(fs.index()) == len(naive.files) and worst < 1e-4
+    return f"{same} (largest difference {worst:.1e} of the largest value, {len(naive.files)} clips)"
+
+
 def sercli_cmd(manifest: Path, model: Path, store: Path, args) -> list[str]:
     cmd = [sys.executable, "-m", "sercli", "extract", str(manifest), "--backbone", f"hf:{model}",
            "--store", str(store), "--layers", "all", "--pool", "mean", "--store-dtype", "float32",
@@ -137,6 +150,8 @@ def main() -> None:
     ap.add_argument("--naive-threads", type=int, default=None,
                     help="torch threads of the naive loop (default: torch's own choice, as a user gets it)")
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the long recording")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating naive/sercli rounds")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (model, clips, stores)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -151,27 +166,22 @@ def main() -> None:
 
     if not args.skip_speed:
         manifest, total = make_clips(work / "clips", args.clips, args.seed)
-        naive_out = work / "naive.npz"
-        env = {"OMP_NUM_THREADS": str(args.naive_threads)} if args.naive_threads else None
-        t_naive, _ = timed([sys.executable, "-c", NAIVE, str(model), str(manifest), str(naive_out), args.device], env)
-        store = work / "store"
-        t_sercli, _ = timed(sercli_cmd(manifest, model, store, args))
         print(f"{args.clips} clips, {total:.1f} s of audio")
+        env = {"OMP_NUM_THREADS": str(args.naive_threads)} if args.naive_threads else None
         threads = args.naive_threads or "default"
-        print(f"(a) naive loop : {total / t_naive:7.2f} audio-s per s  ({t_naive:.1f} s wall; {threads} torch threads)")
-        print(f"(b) sercli     : {total / t_sercli:7.2f} audio-s per s  ({t_sercli:.1f} s wall)")
-        print(f"ratio b/a      : {t_naive / t_sercli:7.2f}x")
-        sys.path.insert(0, str(ROOT))
-        from sercli.features import FeatureStore
-
-        naive = np.load(naive_out)
-        fs = FeatureStore(store)
-        worst = max(
-            float(np.abs(fs.get(k)[:, 0] - naive[k]).max() / (np.abs(naive[k]).max() + 1e-12)) for k in naive.files
-        )
-        same = len(fs.index()) == len(naive.files) and worst < 1e-4
-        print(f"outputs equal  : {same} (largest difference {worst:.1e} of the largest value, {len(naive.files)} clips)")
-        print(f"load average   : {os.getloadavg()}")
+        ratios = []
+        # Rounds alternate the two, so a neighbour's load on a shared machine hits both alike.
+        for r in range(args.rounds):
+            naive_out, store = work / f"naive{r}.npz", work / f"store{r}"
+            t_naive, _ = timed([sys.executable, "-c", NAIVE, str(model), str(manifest), str(naive_out), args.device], env)
+            t_sercli, _ = timed(sercli_cmd(manifest, model, store, args))
+            ratios.append(t_naive / t_sercli)
+            print(f"round {r + 1}, load average {os.getloadavg()[0]:.2f}:")
+            print(f"  (a) naive loop : {total / t_naive:7.2f} audio-s per s  ({t_naive:.1f} s wall; {threads} torch threads)")
+            print(f"  (b) sercli     : {total / t_sercli:7.2f} audio-s per s  ({t_sercli:.1f} s wall)")
+            print(f"  ratio b/a      : {ratios[-1]:7.2f}x")
+            print(f"  outputs equal  : {same_features(naive_out, store)}")
+        print(f"median ratio b/a : {float(np.median(ratios)):.2f}x over {len(ratios)} round(s)")
 
     if not args.skip_memory:
         import soundfile as sf
@@ -190,6 +200,10 @@ def main() -> None:
             print(f"peak memory, {name:>7} recording: RSS {rss:6.0f} MiB, PSS {pss:6.0f} MiB ({wall:.1f} s wall)")
         (rss_s, pss_s), (rss_l, pss_l) = peaks.values()
         print(f"long / short   : RSS {rss_l / rss_s:.2f}x, PSS {pss_l / pss_s:.2f}x")
+    if args.keep:
+        print(f"kept {work}")
+    else:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

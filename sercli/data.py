@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -126,7 +125,3 @@ def layer_stats(examples: Examples, max_items: int = 2000, seed: int = 0) -> tup
     mean = sums[0] / n
     std = np.sqrt(np.maximum(sums[1] / n - mean**2, 1e-10))
     return mean.astype(np.float32), np.maximum(std, 1e-5).astype(np.float32)
-
-
-def resolve_path(p: str | Path) -> str:
-    return str(Path(p).resolve())

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -410,6 +411,8 @@ _replica: dict[str, Any] = {}
 def _init_replica(backbone_blob: bytes, cfg: ExtractConfig, threads: int) -> None:
     import torch
 
+    _exit_with_parent()
+
     torch.set_num_threads(threads)
     backbone = pickle.loads(backbone_blob)
     backbone.load(cfg.device)
@@ -421,8 +424,24 @@ def _replica_job(job: list[tuple[str, int, Segment]]) -> list[Part | RecordError
 
 
 def _init_decoder() -> None:
+    _exit_with_parent()
     # torch is imported only to resample; one thread each, or they fight the model for cores
     os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _exit_with_parent() -> None:
+    """A worker waits on a queue whose pipe its siblings keep open: if the main process is
+    killed (SIGKILL, OOM killer) nothing would ever wake it. Watch the parent and leave."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _process_pool(n: int, initializer, initargs):

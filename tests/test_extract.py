@@ -51,6 +51,19 @@ def write_clips(folder, n, seed=0, lo=0.5, hi=1.5):
     return recs
 
 
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in os.scandir("/proc"):
+        if stat.name.isdigit():
+            try:
+                with open(f"/proc/{stat.name}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(stat.name))
+            except OSError:
+                pass
+    return out
+
+
 @pytest.mark.slow
 def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
     recs = write_clips(tmp_path / "wav", 60)
@@ -66,6 +79,7 @@ def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if index.exists() and len(index.read_text().splitlines()) >= 10:
+            workers = children(proc.pid)
             proc.send_signal(signal.SIGKILL)  # half way: ~10 of 60 records stored
             break
         time.sleep(0.005)
@@ -73,6 +87,12 @@ def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     done_before = len(FeatureStore(store).index())
     assert 0 < done_before < len(recs)
+    # its worker processes do not outlive it
+    assert workers
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in workers):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
 
     out = run_cli(*args, check=True)
     assert f"Resuming: {done_before} of 60" in out.stderr
