@@ -19,6 +19,9 @@ and the classic augmentations) on the first corpus and feature set, with synthet
 `sercli gen-text` (offline template LLM, 100 sentences per emotion) | `sercli synthesize`
 (espeak), then prints `sercli eval --compare` (paired tests against real-only).
 
+Cost on a shared 2-core CPU: EmoDB, all features, 3 seeds: ~35 min (fbank: 25 of them);
+TESS fbank is the slow one (~15 min per fold and seed: run it with --seeds 0).
+
 Manifests come from `sercli prepare`, features from `sercli extract`, both cached under
 $SERCLI_BENCH_DIR (default: work/bench in the repository, which git ignores). The table goes
 to stdout (markdown) and, with all numbers, to $SERCLI_BENCH_DIR/accuracy.json.

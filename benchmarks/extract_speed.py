@@ -7,7 +7,8 @@ peak memory on a long recording.
 Both sides get the same generated utterances (16 kHz, 1-15 s) and the same base-size model
 (wav2vec2-base's shape, 95M parameters, random weights saved locally: no hub needed), and
 each runs in a fresh process, timed from start to exit (imports and weight loading
-included, as a user waits for them):
+included, as a user waits for them), with the CPU time its processes used (which depends
+far less than wall time on what else a shared machine runs):
   (a) naive: one file at a time, transformers' feature extractor then the model, float32,
       under torch.no_grad(), torch's default threads; mean over frames of every layer;
   (b) sercli: `sercli extract --layers all --pool mean --store-dtype float32`.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -101,8 +103,10 @@ def tree_memory(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -> tuple[float, tuple[int, int]]:
-    """Run ``cmd``; (wall seconds, peak (RSS, PSS) bytes of its process tree if watched)."""
+def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -> tuple[float, float, tuple[int, int]]:
+    """Run ``cmd``; (wall seconds, CPU seconds of its whole process tree, peak (RSS, PSS)
+    bytes of the tree if watched). CPU time barely depends on what else the machine runs."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "SERCLI_QUIET": "1", **(env or {})})
@@ -112,9 +116,11 @@ def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -
             peak = tuple(max(a, b) for a, b in zip(peak, tree_memory(proc.pid)))
         time.sleep(0.02)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd[:4])} ... failed:\n{proc.stderr.read()}")
-    return wall, peak
+    return wall, cpu, peak
 
 
 def same_features(naive_out: Path, store: Path) -> str:
@@ -173,12 +179,14 @@ def main() -> None:
         # Rounds alternate the two, so a neighbour's load on a shared machine hits both alike.
         for r in range(args.rounds):
             naive_out, store = work / f"naive{r}.npz", work / f"store{r}"
-            t_naive, _ = timed([sys.executable, "-c", NAIVE, str(model), str(manifest), str(naive_out), args.device], env)
-            t_sercli, _ = timed(sercli_cmd(manifest, model, store, args))
+            t_naive, cpu_naive, _ = timed([sys.executable, "-c", NAIVE, str(model), str(manifest), str(naive_out), args.device], env)
+            t_sercli, cpu_sercli, _ = timed(sercli_cmd(manifest, model, store, args))
             ratios.append(t_naive / t_sercli)
             print(f"round {r + 1}, load average {os.getloadavg()[0]:.2f}:")
-            print(f"  (a) naive loop : {total / t_naive:7.2f} audio-s per s  ({t_naive:.1f} s wall; {threads} torch threads)")
-            print(f"  (b) sercli     : {total / t_sercli:7.2f} audio-s per s  ({t_sercli:.1f} s wall)")
+            print(f"  (a) naive loop : {total / t_naive:7.2f} audio-s per s  ({t_naive:.1f} s wall, "
+                  f"{cpu_naive / total:.3f} CPU-s per audio-s; {threads} torch threads)")
+            print(f"  (b) sercli     : {total / t_sercli:7.2f} audio-s per s  ({t_sercli:.1f} s wall, "
+                  f"{cpu_sercli / total:.3f} CPU-s per audio-s)")
             print(f"  ratio b/a      : {ratios[-1]:7.2f}x")
             print(f"  outputs equal  : {same_features(naive_out, store)}")
         print(f"median ratio b/a : {float(np.median(ratios)):.2f}x over {len(ratios)} round(s)")
@@ -195,7 +203,7 @@ def main() -> None:
             sf.write(str(path), (0.1 * rng.standard_normal(int(secs * 16000))).astype(np.float32), 16000)
             manifest = folder / "manifest.jsonl"
             manifest.write_text(json.dumps({"id": "rec", "audio": str(path)}) + "\n")
-            wall, peaks[name] = timed(sercli_cmd(manifest, model, folder / "store", args), watch_memory=True)
+            wall, _, peaks[name] = timed(sercli_cmd(manifest, model, folder / "store", args), watch_memory=True)
             rss, pss = (b / 2**20 for b in peaks[name])
             print(f"peak memory, {name:>7} recording: RSS {rss:6.0f} MiB, PSS {pss:6.0f} MiB ({wall:.1f} s wall)")
         (rss_s, pss_s), (rss_l, pss_l) = peaks.values()

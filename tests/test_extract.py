@@ -20,7 +20,7 @@ from sercli.extract import ExtractConfig, extract_waveform, run_extraction
 from sercli.features import INDEX, FeatureStore
 from sercli_hf.random_models import save_random_model
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 
 
 @pytest.fixture(scope="module", autouse=True)

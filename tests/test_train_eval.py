@@ -172,7 +172,7 @@ def test_predict_extracts_like_training(tmp_path):
     manifest = tmp_path / "audio.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in audio))
     feats = tmp_path / "feats.jsonl"
-    invoke("extract", manifest, "--backbone", "fbank", "-O", "n_mels=16", "--pool", "none",
+    invoke("extract", manifest, "--backbone", "fbank", "-O", "n_mels=16", "--pool", "none", "--workers", "0",
            "--store", tmp_path / "store", "-o", feats)
     run = tmp_path / "run"
     invoke("train", feats, "--out", run, "--val-speakers", "s0", *FAST)
