@@ -34,7 +34,6 @@ from sercli.errors import SercliError
 from sercli_hf.backbone import HFBackbone
 from sercli_hf.encoders import SpeechEncoder, register_encoder
 
-INPUT_MODES = ("padded", "cut")
 # Chosen by leave-one-speaker-out accuracy and extraction time on EmoDB (see README.md,
 # "Offline pretrained backbone").
 DEFAULT_INPUT = "cut"
@@ -48,15 +47,13 @@ class WhisperSpeechEncoder(SpeechEncoder):
 
     model_types = ("whisper",)
 
-    def __init__(self, config, feature_extractor=None, input: str = DEFAULT_INPUT):
+    def __init__(self, config, feature_extractor=None):
         if feature_extractor is None:  # a checkpoint saved without preprocessor_config.json
             from transformers import WhisperFeatureExtractor
 
             feature_extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
         super().__init__(config, feature_extractor)
-        if input not in INPUT_MODES:
-            raise SercliError(f"Whisper input {input!r}: expected {' or '.join(INPUT_MODES)}")
-        self.input = input
+        self.input = DEFAULT_INPUT  # "padded" or "cut"; WhisperBackbone sets its option here
 
     @property
     def num_layers(self) -> int:
