@@ -102,6 +102,9 @@ class Backbone(Plugin):
 
     sample_rate: ClassVar[int] = 16000
     level: ClassVar[str] = "frame"  # "frame" or "utterance"
+    # on-disk precision by default; hand-crafted functionals (energies in the 1e5 range)
+    # overflow float16 and ask for float32
+    store_dtype: ClassVar[str] = "float16"
 
     def load(self, device: str = "cpu") -> None:
         """Load weights; called once before the first batch."""

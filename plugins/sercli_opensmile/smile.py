@@ -5,6 +5,7 @@ from sercli.base import Backbone
 
 class _Smile(Backbone):
     level = "utterance"
+    store_dtype = "float32"  # ComParE functionals exceed float16's range
     feature_set = ""
 
     def load(self, device: str = "cpu") -> None:

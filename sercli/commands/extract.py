@@ -21,7 +21,7 @@ def extract(
     store: Annotated[Path, typer.Option("--store", "-s", help="Feature store folder.")] = Path("features"),
     layers: Annotated[str, typer.Option("--layers", help="all, last, or comma-separated layer numbers.")] = "all",
     pool: Annotated[str, typer.Option("--pool", help="none (frames), mean or mean+std.")] = "mean",
-    store_dtype: Annotated[str, typer.Option("--store-dtype", help="float16 or float32 on disk.")] = "float16",
+    store_dtype: Annotated[Optional[str], typer.Option("--store-dtype", help="float16 or float32 on disk (default: the backbone's; float16 for neural encoders).")] = None,
     batch_seconds: Annotated[Optional[float], typer.Option("--batch-seconds", min=0.1, help="Padded audio per batch in seconds (default: 60 on a GPU, 20 on CPU).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Worker processes. CPU: each decodes and runs its own copy of the model (default: one per core, at most 4). GPU: audio decoders (default 2). 0: all in this process.")] = None,
     device: Device = "cpu",
@@ -39,7 +39,7 @@ def extract(
     from sercli.extract import COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, run_extraction, store_meta
     from sercli.features import FeatureStore
 
-    if store_dtype not in STORE_DTYPES:
+    if store_dtype is not None and store_dtype not in STORE_DTYPES:
         raise SercliError(f"--store-dtype {store_dtype!r}: expected float16 or float32")
     if pool not in POOLS:
         raise SercliError(f"--pool {pool!r}: expected none, mean or mean+std")
@@ -55,6 +55,10 @@ def extract(
         raise SercliError(f"Duplicate record ids in the input: {', '.join(dupes[:5])}")
 
     model = pl.create("backbone", backbone, parse_option_pairs(option))
+    if store_dtype is None:
+        store_dtype = model.store_dtype
+    elif store_dtype == "float16" and model.store_dtype == "float32":
+        warn(f"{backbone!r} features can exceed the float16 range (65504); --store-dtype float32 is safer")
     cfg = ExtractConfig(
         layers=layers, pool=pool, store_dtype=store_dtype, batch_seconds=batch_seconds, device=device,
         workers=workers, chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap, compute_dtype=dtype,
