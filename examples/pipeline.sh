@@ -8,7 +8,7 @@
 set -euo pipefail
 
 WORK=${WORK:-work/pipeline}
-BACKBONE=${BACKBONE:-fbank}
+BACKBONE=${BACKBONE:-whisper-tiny.en}   # the offline pretrained encoder (see README)
 N=${N:-80}                                   # sentences per emotion
 EMOTIONS=${EMOTIONS:-angry,happy,neutral,sad}
 TRAIN_VOICES=${TRAIN_VOICES:-en-us,en-us+f2,en-gb-x-rp,en-gb-x-rp+f1,en+m7,en-029+f3}
@@ -37,6 +37,6 @@ sercli train "$WORK/features.jsonl" --test-speakers "$TEST_SPEAKERS" --out "$WOR
 sercli eval "$WORK/run" > "$WORK/metrics.json"
 python3 -c "
 import json, sys
-m = json.load(open(sys.argv[1]))["pooled"]
+m = json.load(open(sys.argv[1]))['pooled']
 print(f\"WA {m['WA']:.4f}  UA {m['UA']:.4f}  (n={m['n']}, held-out speakers: {sys.argv[2]})\")
 " "$WORK/metrics.json" "$TEST_SPEAKERS"
