@@ -39,6 +39,18 @@ def run_cli(*args, input: str | None = None, env: dict | None = None, cwd=None, 
     return proc
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tests that run models in-process use one thread: on small shared machines torch's intra-op threads
+    mostly wait for each other (the reason sercli runs one single-threaded model per core)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def cli():
     return run_cli

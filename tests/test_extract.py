@@ -23,16 +23,7 @@ from sercli_hf.random_models import save_random_model
 from conftest import run_cli
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """In-process runs here use one thread: on small shared machines torch's intra-op threads
-    mostly wait for each other (the reason sercli runs one single-threaded model per core)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,7 @@ transformers = pytest.importorskip("transformers")
 LENGTHS = [0.5, 1.3, 1.0, 1.3, 0.77, 4.1, 2.01]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """In-process runs here use one thread: on small shared machines torch's intra-op threads
-    mostly wait for each other (the reason sercli runs one single-threaded model per core)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
