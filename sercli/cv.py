@@ -176,12 +176,7 @@ def _by_field(records: list[Record], field: str, word: str) -> list[Fold]:
     names = sorted(set(values))
     if len(names) < 2:
         raise SercliError(f"leave-one-{word}-out needs at least 2 {word}s; the records have {len(names)}")
-    folds = []
-    for k, name in enumerate(names):
-        test = [r for r, v in zip(records, values) if v == name]
-        pool = [r for r, v in zip(records, values) if v != name]
-        folds.append(Fold(f"fold-{k:02d}", f"{word} {name}", pool, test))
-    return folds
+    return _one_out(records, values, names, lambda name: f"{word} {name}")
 
 
 def _kfold(records: list[Record], k: int, allow_overlap: bool) -> list[Fold]:
@@ -221,9 +216,14 @@ def _given(records: list[Record], field: str) -> list[Fold]:
         return [Fold("fold-00", f"{field}=test", pool, test, val)]
     if len(names) < 2:
         raise SercliError(f"field {field!r} has a single value {names[0]!r}: nothing to hold out")
+    return _one_out(records, values, names, lambda name: f"{field}={name}")
+
+
+def _one_out(records: list[Record], values: list[str], names: list[str], describe) -> list[Fold]:
+    """One fold per value: its records are the test fold, all others the training pool."""
     folds = []
     for k, name in enumerate(names):
         test = [r for r, v in zip(records, values) if v == name]
         pool = [r for r, v in zip(records, values) if v != name]
-        folds.append(Fold(f"fold-{k:02d}", f"{field}={name}", pool, test))
+        folds.append(Fold(f"fold-{k:02d}", describe(name), pool, test))
     return folds
