@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -76,10 +75,8 @@ def make_clips(folder: Path, n: int, seed: int) -> tuple[Path, float]:
     return manifest, total
 
 
-def tree_memory(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) bytes of ``pid`` and all its descendants, from /proc. RSS counts a page
-    shared by several processes (torch's libraries, the mmapped weights) once per process;
-    PSS splits it between them, so their sum is the memory the tree really holds."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (the fork server's workers are its grandchildren)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -87,40 +84,61 @@ def tree_memory(pid: int) -> tuple[int, int]:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    rss = pss = 0
-    todo = [pid]
+    tree, todo = [], [pid]
     while todo:
         p = todo.pop()
+        tree.append(p)
         todo += children.get(p, [])
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1]) * 1024
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1]) * 1024
-        except OSError:
-            pass
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) bytes of ``pid``. RSS counts a page shared by several processes (torch's
+    libraries, the mmapped weights) once per process; PSS splits it between them, so the
+    sum of PSS over a tree is the memory it really holds."""
+    rss = pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1]) * 1024
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return rss, pss
 
 
 def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -> tuple[float, float, tuple[int, int]]:
-    """Run ``cmd``; (wall seconds, CPU seconds of its whole process tree, peak (RSS, PSS)
-    bytes of the tree if watched). CPU time barely depends on what else the machine runs."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``cmd``; (wall seconds until it exits, CPU seconds of its whole process tree,
+    peak (RSS, PSS) bytes of the tree if watched). The tree is sampled from /proc every
+    50 ms (the fork server's workers are not children that rusage would count), so a
+    process's CPU time after its last sample is missed. CPU time depends far less than
+    wall time on what else a shared machine runs."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "SERCLI_QUIET": "1", **(env or {})})
-    peak = (0, 0)
+    peak, cpu = (0, 0), {}
     while proc.poll() is None:
+        tree = process_tree(proc.pid)
+        for pid in tree:
+            cpu[pid] = max(cpu.get(pid, 0.0), cpu_seconds(pid))
         if watch_memory:
-            peak = tuple(max(a, b) for a, b in zip(peak, tree_memory(proc.pid)))
-        time.sleep(0.02)
+            usage = [memory(pid) for pid in tree]
+            peak = tuple(max(a, sum(u[i] for u in usage)) for i, a in enumerate(peak))
+        time.sleep(0.05)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd[:4])} ... failed:\n{proc.stderr.read()}")
-    return wall, cpu, peak
+    return wall, sum(cpu.values()), peak
 
 
 def same_features(naive_out: Path, store: Path) -> str:

@@ -105,6 +105,9 @@ class Backbone(Plugin):
     # on-disk precision by default; hand-crafted functionals (energies in the 1e5 range)
     # overflow float16 and ask for float32
     store_dtype: ClassVar[str] = "float16"
+    # modules a worker process needs before ``load`` (sercli.extract imports them once, early,
+    # in the process that forks the workers, e.g. ("transformers.modeling_utils",))
+    worker_modules: ClassVar[tuple[str, ...]] = ()
 
     def load(self, device: str = "cpu") -> None:
         """Load weights; called once before the first batch."""

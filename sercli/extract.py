@@ -369,7 +369,7 @@ class InProcess:
 
     def __init__(self, backbone, cfg: ExtractConfig, decoders: int):
         self.backbone, self.cfg = backbone, cfg
-        self.pool = _process_pool(decoders, _init_decoder, ()) if decoders else None
+        self.pool = _process_pool(decoders, _init_decoder, (os.getpid(),)) if decoders else None
         self.ahead = 2 * decoders
         for _ in range(decoders):  # start them now (the pool starts one per submitted job)
             self.pool.submit(int)
@@ -391,7 +391,7 @@ class Replicas:
     each decoding and running whole batches."""
 
     def __init__(self, backbone_blob: bytes, cfg: ExtractConfig, n: int, threads: int):
-        self.pool = _process_pool(n, _init_replica, (backbone_blob, cfg, threads))
+        self.pool = _process_pool(n, _init_replica, (os.getpid(), backbone_blob, cfg, threads))
         self.ahead = 2 * n
         # The pool starts a process per submitted job: start them all now, so they import
         # torch and load the weights while this process plans the batches.
@@ -408,10 +408,10 @@ class Replicas:
 _replica: dict[str, Any] = {}
 
 
-def _init_replica(backbone_blob: bytes, cfg: ExtractConfig, threads: int) -> None:
+def _init_replica(main_pid: int, backbone_blob: bytes, cfg: ExtractConfig, threads: int) -> None:
     import torch
 
-    _exit_with_parent()
+    _exit_with(main_pid)
 
     torch.set_num_threads(threads)
     backbone = pickle.loads(backbone_blob)
@@ -423,33 +423,68 @@ def _replica_job(job: list[tuple[str, int, Segment]]) -> list[Part | RecordError
     return compute(_replica["backbone"], [seg for _, _, seg in job], decode(job), _replica["cfg"])
 
 
-def _init_decoder() -> None:
-    _exit_with_parent()
-    # torch is imported only to resample; one thread each, or they fight the model for cores
-    os.environ["OMP_NUM_THREADS"] = "1"
+def _init_decoder(main_pid: int) -> None:
+    import torch
+
+    _exit_with(main_pid)
+    # torch only resamples here: one thread each, or they fight the model for cores
+    torch.set_num_threads(1)
 
 
-def _exit_with_parent() -> None:
+def _exit_with(main_pid: int) -> None:
     """A worker waits on a queue whose pipe its siblings keep open: if the main process is
-    killed (SIGKILL, OOM killer) nothing would ever wake it. Watch the parent and leave."""
+    killed (SIGKILL, OOM killer) nothing would ever wake it, and the fork server (its
+    parent) stays up while it lives. Watch the main process and leave when it is gone."""
     import threading
 
-    parent = os.getppid()
-
     def watch() -> None:
-        while os.getppid() == parent:
+        while _alive(main_pid):
             time.sleep(0.5)
         os._exit(1)
 
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+    threading.Thread(target=watch, daemon=True, name="exit-with-main").start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a killed process its parent has not reaped yet is a zombie)."""
+    if not os.path.isdir("/proc"):  # macOS: signal 0 only asks whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def start_worker_server(backbone, cfg: ExtractConfig) -> None:
+    """Start, now, the process that will fork this run's workers, and have it import torch and
+    what ``backbone`` declares in ``worker_modules``: the imports (seconds for torch and
+    transformers) then run on another core while this process reads configs, headers and
+    the store, and each worker starts as a fork of it instead of importing them again.
+    Without it the workers still start, only later. A no-op where nothing runs in workers."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods() or _worker_count(cfg) == 0:
+        return
+    from multiprocessing import forkserver
+
+    modules = ["torch", "sercli.extract", *getattr(backbone, "worker_modules", ()), type(backbone).__module__]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
+    forkserver.ensure_running()
 
 
 def _process_pool(n: int, initializer, initargs):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: forking a process that holds torch's thread pools can deadlock
-    ctx = multiprocessing.get_context("spawn")
+    # Not plain fork: forking a process whose torch thread pools have started can deadlock.
+    # The fork server (started by start_worker_server) has imported torch and run nothing.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
     return ProcessPoolExecutor(n, mp_context=ctx, initializer=initializer, initargs=initargs)
 
 
@@ -587,11 +622,18 @@ def extract_waveform(backbone, wav: np.ndarray, cfg: ExtractConfig) -> np.ndarra
     return asm.result
 
 
+def _worker_count(cfg: ExtractConfig) -> int:
+    """CPU: model replicas; GPU: decoding processes."""
+    if cfg.workers is not None:
+        return cfg.workers
+    return min(usable_cores(), 4) if cfg.device == "cpu" else 2
+
+
 def _engine(backbone, cfg: ExtractConfig):
     cores = usable_cores()
+    n = _worker_count(cfg)
     if cfg.device != "cpu":
-        return InProcess(backbone, cfg, 2 if cfg.workers is None else cfg.workers)
-    n = min(cores, 4) if cfg.workers is None else cfg.workers
+        return InProcess(backbone, cfg, n)
     if n > 0:
         try:
             blob = pickle.dumps(backbone)

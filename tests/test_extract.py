@@ -42,16 +42,22 @@ def write_clips(folder, n, seed=0, lo=0.5, hi=1.5):
     return recs
 
 
-def children(pid: int) -> list[int]:
-    out = []
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (workers are children of the fork server, its child)."""
+    parents = {}
     for stat in os.scandir("/proc"):
         if stat.name.isdigit():
             try:
                 with open(f"/proc/{stat.name}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(stat.name))
+                    parents[int(stat.name)] = int(fh.read().rsplit(")", 1)[1].split()[1])
             except OSError:
                 pass
+    out, todo = [], [pid]
+    while todo:
+        top = todo.pop()
+        below = [p for p, parent in parents.items() if parent == top]
+        out += below
+        todo += below
     return out
 
 
@@ -70,7 +76,7 @@ def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if index.exists() and len(index.read_text().splitlines()) >= 10:
-            workers = children(proc.pid)
+            workers = descendants(proc.pid)
             proc.send_signal(signal.SIGKILL)  # half way: ~10 of 60 records stored
             break
         time.sleep(0.005)
@@ -78,7 +84,7 @@ def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     done_before = len(FeatureStore(store).index())
     assert 0 < done_before < len(recs)
-    # its worker processes do not outlive it
+    # its worker processes (and the fork server) do not outlive it
     assert workers
     deadline = time.time() + 10
     while time.time() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in workers):

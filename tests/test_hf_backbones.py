@@ -186,3 +186,22 @@ def test_cli_extract_records_point_at_frames(models, clips, tmp_path):
     meta = FeatureStore(tmp_path / "st").meta()
     assert meta["layer_names"] == ["0", "2"] and meta["backbone"]["model_type"] == "hubert"
     assert meta["backbone"]["fingerprint"].startswith("sha256:")
+
+
+def test_cpu_linear_layers_run_through_onednn_with_transformers_results(models):
+    """On CPU the loaded model's linear layers are oneDNN's (sercli_hf.encoders.onednn_linears);
+    each gives nn.Linear's result, and falls back to it where gradients are wanted."""
+    from torch.nn import functional as F
+
+    backbone = backbone_for(models["wav2vec2-layer"])
+    backbone.load()
+    linears = [m for m in backbone.encoder.model.modules() if isinstance(m, torch.nn.Linear)]
+    swapped = [m for m in linears if type(m) is not torch.nn.Linear]
+    assert linears and swapped == linears
+    layer = swapped[0]
+    x = torch.randn(3, 5, layer.in_features)
+    with torch.inference_mode():
+        np.testing.assert_allclose(layer(x), F.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
+    x.requires_grad_(True)
+    layer(x).sum().backward()
+    assert x.grad is not None

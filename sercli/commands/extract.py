@@ -36,7 +36,9 @@ def extract(
 
     Re-running the same command skips what is already in the store (resumable).
     """
-    from sercli.extract import COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, run_extraction, store_meta
+    from sercli.extract import (
+        COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, run_extraction, start_worker_server, store_meta,
+    )
     from sercli.features import FeatureStore
 
     if store_dtype is not None and store_dtype not in STORE_DTYPES:
@@ -64,6 +66,7 @@ def extract(
         workers=workers, chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap, compute_dtype=dtype,
         shard_mb=shard_mb,
     )
+    start_worker_server(model, cfg)  # imports for the workers run while this process reads configs
     fs = FeatureStore(store)
     fs.init(store_meta(model, cfg))
     todo = [(r["id"], r["audio"]) for r in records if r["id"] not in fs]
