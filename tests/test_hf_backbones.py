@@ -189,7 +189,7 @@ def test_cli_extract_records_point_at_frames(models, clips, tmp_path):
 
 
 def test_cpu_linear_layers_run_through_onednn_with_transformers_results(models):
-    """On CPU the loaded model's linear layers are oneDNN's (sercli_hf.encoders.onednn_linears);
+    """On CPU the loaded model's linear layers are oneDNN's (sercli_hf.cpu.onednn_linears);
     each gives nn.Linear's result, and falls back to it where gradients are wanted."""
     from torch.nn import functional as F
 
@@ -205,3 +205,19 @@ def test_cpu_linear_layers_run_through_onednn_with_transformers_results(models):
     x.requires_grad_(True)
     layer(x).sum().backward()
     assert x.grad is not None
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_cpu_feature_encoder_runs_in_tiles_with_the_whole_run_result(arch, models):
+    """On CPU the conv feature encoder runs in 1 s tiles (sercli_hf.cpu.tile_feature_encoder);
+    its output is the untiled encoder's, for a batch, frame for frame."""
+    backbone = backbone_for(models[arch])
+    backbone.load()
+    encoder = backbone.encoder.model.feature_extractor
+    assert "forward" in vars(encoder)  # the tiled forward replaced the class's
+    x = torch.randn(2, int(3.37 * 16000))
+    with torch.inference_mode():
+        tiled = encoder(x)
+        whole = type(encoder).forward(encoder, x)
+    assert tiled.shape == whole.shape and tiled.shape[-1] == backbone.num_frames(x.shape[1]) > 3 * 50
+    np.testing.assert_allclose(tiled, whole, atol=1e-6, rtol=1e-6)

@@ -40,7 +40,7 @@ class HFBackbone(Backbone):
     )
     level = "frame"
     hub_id: ClassVar[Optional[str]] = None  # set by the short-name classes
-    worker_modules = ("transformers.modeling_utils", "sercli_hf.encoders")
+    worker_modules = ("transformers.modeling_utils", "sercli_hf.encoders", "sercli_hf.cpu")
 
     class Options(Options):
         revision: Optional[str] = Field(None, description="Hub branch, tag or commit to load (hub ids only).")

@@ -10,7 +10,6 @@ To add a family (e.g. a Whisper encoder: log-mel input from ``WhisperFeatureExtr
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from typing import Any, ClassVar
@@ -79,6 +78,8 @@ class SpeechEncoder:
             logging.disable_progress_bar()
         self.model = AutoModel.from_pretrained(source, revision=revision).eval().to(device)
         if device == "cpu":
+            from sercli_hf.cpu import onednn_linears
+
             onednn_linears(self.model)
 
     def forward(self, wavs: list[np.ndarray], device: str) -> list[Any]:
@@ -124,6 +125,10 @@ class SSLEncoder(SpeechEncoder):
     def load(self, source: str, revision: str | None, device: str) -> None:
         super().load(source, revision, device)
         _fold_weight_norm(self.model)
+        if device == "cpu":
+            from sercli_hf.cpu import tile_feature_encoder
+
+            tile_feature_encoder(self.model, self.config)
 
     def forward(self, wavs: list[np.ndarray], device: str) -> list[Any]:
         import torch
@@ -166,50 +171,3 @@ def _fold_weight_norm(model) -> None:
     for module in model.modules():
         if parametrize.is_parametrized(module, "weight"):
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-
-
-def onednn_linears(model) -> int:
-    """Run ``model``'s linear layers through oneDNN instead of MKL; returns how many.
-
-    torch sends a float32 ``nn.Linear`` on CPU to MKL's sgemm, which on AMD CPUs takes a
-    generic code path: here (AMD EPYC, AVX-512) it reaches 98 GFLOP/s on one core where
-    oneDNN, already torch's convolution library, reaches 217 on the same float32 product.
-    The weights are shared, not copied; the sums differ from MKL's only by float rounding
-    (about 1e-6 of the largest value over a whole wav2vec2-base). Under autocast, or for
-    tensors that are not float32 on the CPU, or where gradients are wanted, a layer does
-    what nn.Linear does.
-    """
-    import torch
-
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
-        return 0
-    cls, swapped = _onednn_linear_class(), 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is torch.nn.Linear:
-                setattr(parent, name, cls(child))
-                swapped += 1
-    return swapped
-
-
-@functools.cache
-def _onednn_linear_class():
-    import torch
-    from torch.nn import functional as F
-
-    class OneDNNLinear(torch.nn.Linear):
-        """An nn.Linear (same parameters) whose float32 CPU product is oneDNN's."""
-
-        def __init__(self, linear: torch.nn.Linear):
-            torch.nn.Module.__init__(self)
-            self.in_features, self.out_features = linear.in_features, linear.out_features
-            self.weight, self.bias = linear.weight, linear.bias
-
-        def forward(self, x):
-            if (x.dtype != torch.float32 or x.device.type != "cpu" or torch.is_autocast_enabled("cpu")
-                    or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))):
-                return F.linear(x, self.weight, self.bias)
-            y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.weight, self.bias, "none", [], "")
-            return y.reshape(*x.shape[:-1], self.out_features)
-
-    return OneDNNLinear
