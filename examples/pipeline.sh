@@ -13,6 +13,7 @@ N=${N:-80}                                   # sentences per emotion
 EMOTIONS=${EMOTIONS:-angry,happy,neutral,sad}
 TRAIN_VOICES=${TRAIN_VOICES:-en-us,en-us+f2,en-gb-x-rp,en-gb-x-rp+f1,en+m7,en-029+f3}
 TEST_VOICES=${TEST_VOICES:-en-gb-scotland+m2,en-us-nyc+f4}
+SEEDS=${SEEDS:-0,1,2,3,4}                    # one head per seed: a single seed's score varies by ~0.05
 mkdir -p "$WORK"
 
 if [ -n "${MANIFEST:-}" ]; then
@@ -33,10 +34,12 @@ fi
 
 sercli extract "$WORK/speech.jsonl" --backbone "$BACKBONE" --store "$WORK/features" \
   -o "$WORK/features.jsonl"
-sercli train "$WORK/features.jsonl" --test-speakers "$TEST_SPEAKERS" --out "$WORK/run"
+sercli train "$WORK/features.jsonl" --test-speakers "$TEST_SPEAKERS" --seeds "$SEEDS" --out "$WORK/run"
 sercli eval "$WORK/run" > "$WORK/metrics.json"
 python3 -c "
 import json, sys
-m = json.load(open(sys.argv[1]))['pooled']
-print(f\"WA {m['WA']:.4f}  UA {m['UA']:.4f}  (n={m['n']}, held-out speakers: {sys.argv[2]})\")
+m = json.load(open(sys.argv[1]))
+ua, wa = m['UA'], m['WA']
+print(f\"UA {ua['mean']:.4f} +- {ua['std']:.4f}  WA {wa['mean']:.4f} +- {wa['std']:.4f}  \"
+      f\"(mean +- std over {ua['n']} seeds; n={m['pooled']['n'] // ua['n']} utterances of held-out speakers: {sys.argv[2]})\")
 " "$WORK/metrics.json" "$TEST_SPEAKERS"
