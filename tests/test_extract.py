@@ -188,3 +188,16 @@ def test_decoders_ahead_of_an_in_process_model(tiny, tmp_path):
                 np.testing.assert_array_equal(a.array, b.array)
             else:
                 np.testing.assert_array_equal(a.sums[0], b.sums[0])
+
+
+def test_cpu_batches_only_take_segments_close_to_the_longest():
+    """On a CPU padding costs its full compute: a batch takes a segment only if it is within
+    max_padding of the batch's longest (2% by default there), on a GPU any length."""
+    from sercli.extract import Item, Segment, batches, max_padding
+
+    lengths = [10_000, 9_900, 9_700, 9_000, 9_000]
+    items = [Item(f"k{i}", "-", n, [Segment(i, 0, n)]) for i, n in enumerate(lengths)]
+    cpu = batches(items, 10**9, padding_sensitive=False, max_padding=max_padding(ExtractConfig(device="cpu")))
+    assert [[s.stop for s in b] for b in cpu] == [[10_000, 9_900], [9_700], [9_000, 9_000]]
+    gpu = batches(items, 10**9, padding_sensitive=False, max_padding=max_padding(ExtractConfig(device="cuda")))
+    assert [[s.stop for s in b] for b in gpu] == [lengths]

@@ -3,14 +3,18 @@
 Both rewrites keep the model's parameters and change only how the same sums are computed,
 so features differ from transformers' own by float rounding (tests compare them):
 
-- ``onednn_linears``: torch sends a float32 ``nn.Linear`` on CPU to MKL's sgemm, which on
-  AMD CPUs takes a generic code path. On this project's machine (AMD EPYC, AVX-512) it
-  reaches 98 GFLOP/s on one core where oneDNN, already torch's convolution library, reaches
-  217 on the same product.
+- ``onednn_linears``: torch sends a float32 ``nn.Linear`` on CPU to MKL's sgemm. On this
+  project's machine (AMD EPYC, AVX-512) that reaches 98 GFLOP/s on one core where oneDNN,
+  already torch's convolution library, reaches 217 on the same product (MKL is known to
+  pick slower kernels on CPUs that are not Intel's).
 - ``tile_feature_encoder``: the conv feature encoder of wav2vec 2.0 and its kin turns each
   second of audio into 3200 frames of 512 channels, then halves the frame rate layer by
   layer. Run whole, each layer's input and output (tens of MB for a few seconds) fall out
   of the CPU caches between layers; run in tiles of output frames they stay in cache.
+
+Measured on one core with a base-size wav2vec2 (group norm) and an 8 s input: 1.20 s per
+forward pass with transformers as it comes, 0.82 s with oneDNN linears, 0.67 s with the
+tiled encoder as well (the encoder alone: 0.32 s whole, 0.21 s tiled).
 
 This module imports torch; sercli_hf imports it only when a model loads on the CPU.
 """
@@ -18,6 +22,7 @@ This module imports torch; sercli_hf imports it only when a model loads on the C
 from __future__ import annotations
 
 import math
+import platform
 
 import torch
 from torch import nn
@@ -43,8 +48,12 @@ class OneDNNLinear(nn.Linear):
 
 
 def onednn_linears(model: nn.Module) -> int:
-    """Swap every plain nn.Linear in ``model`` for a OneDNNLinear; returns how many."""
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+    """Swap every plain nn.Linear in ``model`` for a OneDNNLinear; returns how many. Only on
+    x86-64: measured on an AMD CPU, and oneDNN is Intel's own tuned library on Intel ones;
+    other CPUs keep torch's default."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not (
+        torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    ):
         return 0
     swapped = 0
     for parent in list(model.modules()):
