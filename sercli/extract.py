@@ -477,11 +477,27 @@ def start_worker_server(backbone, cfg: ExtractConfig) -> None:
 
     if "forkserver" not in multiprocessing.get_all_start_methods() or _worker_count(cfg) == 0:
         return
+    modules = ["sercli.fastexit", "torch", "sercli.extract", *getattr(backbone, "worker_modules", ()),
+               type(backbone).__module__]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
+    _ensure_fork_server()
+
+
+def _ensure_fork_server() -> None:
+    """Start the fork server if it is not running, with standard output pointing at standard
+    error: it and the workers it forks then never write into the records on stdout, nor
+    keep a pipe after ``sercli extract ... | ...`` open once this process has exited."""
+    import sys
     from multiprocessing import forkserver
 
-    modules = ["torch", "sercli.extract", *getattr(backbone, "worker_modules", ()), type(backbone).__module__]
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
-    forkserver.ensure_running()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _process_pool(n: int, initializer, initargs):
@@ -490,8 +506,11 @@ def _process_pool(n: int, initializer, initargs):
 
     # Not plain fork: forking a process whose torch thread pools have started can deadlock.
     # The fork server (started by start_worker_server) has imported torch and run nothing.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        _ensure_fork_server()
+        ctx = multiprocessing.get_context("forkserver")
+    else:
+        ctx = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(n, mp_context=ctx, initializer=initializer, initargs=initargs)
 
 
