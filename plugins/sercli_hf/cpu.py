@@ -51,9 +51,7 @@ def onednn_linears(model: nn.Module) -> int:
     """Swap every plain nn.Linear in ``model`` for a OneDNNLinear; returns how many. Only on
     x86-64: measured on an AMD CPU, and oneDNN is Intel's own tuned library on Intel ones;
     other CPUs keep torch's default."""
-    if platform.machine().lower() not in ("x86_64", "amd64") or not (
-        torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    ):
+    if platform.machine().lower() not in ("x86_64", "amd64") or not _onednn_linear_works():
         return 0
     swapped = 0
     for parent in list(model.modules()):
@@ -62,6 +60,20 @@ def onednn_linears(model: nn.Module) -> int:
                 setattr(parent, name, OneDNNLinear(child))
                 swapped += 1
     return swapped
+
+
+def _onednn_linear_works() -> bool:
+    """Whether this torch has the (private) oneDNN linear op and it gives nn.Linear's result."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    gen = torch.Generator().manual_seed(0)  # leaves torch's global random state alone
+    x, w, b = (torch.randn(*shape, generator=gen) for shape in ((7, 16), (5, 16), (5,)))
+    try:
+        with torch.inference_mode():
+            y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+    except (RuntimeError, TypeError):
+        return False
+    return torch.allclose(y, F.linear(x, w, b), atol=1e-5, rtol=1e-5)
 
 
 class TiledConvStack:
