@@ -480,24 +480,31 @@ def start_worker_server(backbone, cfg: ExtractConfig) -> None:
     modules = ["sercli.fastexit", "torch", "sercli.extract", *getattr(backbone, "worker_modules", ()),
                type(backbone).__module__]
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
-    _ensure_fork_server()
+    _fork_server()
 
 
-def _ensure_fork_server() -> None:
-    """Start the fork server if it is not running, with standard output pointing at standard
-    error: it and the workers it forks then never write into the records on stdout, nor
+def _fork_server() -> bool:
+    """Start the fork server if it is not running; False where it cannot run (no forkserver
+    start method, or a sandbox that refuses its socket). Its standard output points at
+    standard error: it and the workers it forks never write into the records on stdout, nor
     keep a pipe after ``sercli extract ... | ...`` open once this process has exited."""
+    import multiprocessing
     import sys
     from multiprocessing import forkserver
 
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
         forkserver.ensure_running()
+    except OSError:
+        return False
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+    return True
 
 
 def _process_pool(n: int, initializer, initargs):
@@ -506,11 +513,7 @@ def _process_pool(n: int, initializer, initargs):
 
     # Not plain fork: forking a process whose torch thread pools have started can deadlock.
     # The fork server (started by start_worker_server) has imported torch and run nothing.
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        _ensure_fork_server()
-        ctx = multiprocessing.get_context("forkserver")
-    else:
-        ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver" if _fork_server() else "spawn")
     return ProcessPoolExecutor(n, mp_context=ctx, initializer=initializer, initargs=initargs)
 
 
