@@ -16,6 +16,8 @@
      without the per-operation thread synchronisation of one multi-threaded model, which on
      small or shared machines (or vCPUs) costs more than it gains.
    - On a GPU, the model runs here while ``workers`` processes decode batches ahead of it.
+   Workers are forked from a fork server that imported torch (and the backbone's
+   ``worker_modules``) while this process planned, so the imports are paid once.
    Each segment comes back reduced: pooled, or the frames it keeps, or sums for pooling.
 4. Store. A finished recording is added to the current shard; shards become visible
    atomically (sercli.features), which makes a killed run resumable.
@@ -26,6 +28,7 @@ whole recordings, batched by length):
   num_frames(n_samples) -> int   frames it outputs for ``n_samples`` of audio
   padding_sensitive: bool        its output changes when padded with longer inputs
   max_chunk_seconds: float       the longest input it accepts (caps ``chunk_seconds``)
+(``Backbone.worker_modules``, which it does declare, lists what its workers import first.)
 """
 
 from __future__ import annotations

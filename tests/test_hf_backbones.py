@@ -221,3 +221,23 @@ def test_cpu_feature_encoder_runs_in_tiles_with_the_whole_run_result(arch, model
         whole = type(encoder).forward(encoder, x)
     assert tiled.shape == whole.shape and tiled.shape[-1] == backbone.num_frames(x.shape[1]) > 3 * 50
     np.testing.assert_allclose(tiled, whole, atol=1e-6, rtol=1e-6)
+
+
+def test_folded_group_norm_handles_a_conv_bias():
+    """The first layer's GroupNorm folds into per-input weights with the conv's bias too
+    (conv_bias=True checkpoints), and tiles are exact however the tile size falls."""
+    from sercli_hf.cpu import tile_feature_encoder
+    from sercli_hf.random_models import TINY
+
+    config = transformers.Wav2Vec2Config(**TINY, feat_extract_norm="group", conv_bias=True)
+    torch.manual_seed(0)
+    model = transformers.Wav2Vec2Model(config).eval()
+    encoder = model.feature_extractor
+    with torch.no_grad():
+        encoder.conv_layers[0].conv.bias.normal_()
+    x = torch.randn(3, 23_456) + 0.3  # an offset: window means are not zero
+    with torch.inference_mode():
+        whole = encoder(x)
+        for tile in (1, 7, 50):
+            assert tile_feature_encoder(model, config, tile=tile)
+            np.testing.assert_allclose(encoder(x), whole, atol=1e-5, rtol=1e-5)
