@@ -156,3 +156,24 @@ def test_gen_text_then_synthesize_through_the_cli(tmp_path):
     assert len(records) == 8 and {r["emotion"] for r in records} == {"angry", "sad"}
     for r in records:
         assert sf.info(r["audio"]).samplerate == 16000 and r["speaker"].startswith("espeak:")
+
+
+def test_a_clean_run_renders_the_same_samples_with_or_without_torch_loaded():
+    """The breathy variants' noise comes from espeak-ng's generator, seeded per utterance:
+    two fresh processes (one that has loaded torch) render identical audio."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, sys\n"
+        "if sys.argv[1] == 'torch': import torch\n"
+        "from sercli_espeak.library import LOCK, Prosody, espeak\n"
+        "with LOCK:\n"
+        "    print(hashlib.sha256(b''.join(espeak().synth('Not again, please.', v, Prosody()).tobytes()"
+        " for v in ('en-us', 'en-us+f2', 'en-029+f3'))).hexdigest())\n"
+    )
+    digests = {
+        mode: subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True).stdout
+        for mode in ("plain", "torch")
+    }
+    assert digests["plain"] == digests["torch"] != ""

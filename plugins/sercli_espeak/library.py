@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,8 @@ class _Espeak:
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        if hasattr(lib, "espeak_ng_SetRandSeed"):  # espeak-ng >= 1.52
+            lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -91,6 +94,11 @@ class _Espeak:
         for key, code in _PARAM.items():
             self._lib.espeak_SetParameter(code, int(getattr(prosody, key)), 0)
         data = text.encode("utf-8") + b"\0"
+        if hasattr(self._lib, "espeak_ng_SetRandSeed"):
+            # The breathy variants (+f1 ... +f5) mix in noise from espeak-ng's own generator,
+            # whose state otherwise differs from run to run (in a process that has loaded
+            # torch, for one). Seeded from what is said, a clean run renders the same samples.
+            self._lib.espeak_ng_SetRandSeed(zlib.crc32(repr((text, voice, prosody)).encode()))
         self._chunks = []
         err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         chunks, self._chunks = self._chunks, []
