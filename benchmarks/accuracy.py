@@ -126,7 +126,7 @@ def head(bench: Path, feature_records: Path, name: str, seeds: list[int], tune: 
     out = bench / "runs" / name
     if not (out / "metrics.json").exists():
         sercli("train", feature_records, "--cv", "loso", "--seeds", ",".join(map(str, seeds)), *HEAD,
-               *(HEAD_FRAMES if frames else []), *(HEAD_TUNE if tune else []), "--out", out)
+               *(HEAD_FRAMES if frames else []), *(HEAD_TUNE if tune else []), "--out", out, "--overwrite")
     agg = json.loads((out / "metrics.json").read_text())
     return {"UA": agg["UA"], "WA": agg["WA"], "pooled": {"UA": agg["pooled"]["UA"], "WA": agg["pooled"]["WA"]},
             "run": str(out)}
@@ -172,7 +172,7 @@ def strategies(bench: Path, corpus: str, backbone: str, seeds: list[int]) -> Non
         out = bench / "strategies" / f"{corpus}-{backbone}-{name}{'-sweep' if sweep else ''}"
         if not (out / ("sweep.json" if sweep else "metrics.json")).exists():
             sercli("train", real, "--synthetic", syn, "--strategy", name, *options, "--cv", "loso",
-                   "--seeds", ",".join(map(str, seeds)), "--refit", "--out", out)
+                   "--seeds", ",".join(map(str, seeds)), "--refit", "--out", out, "--overwrite")
         runs.append(out)  # `eval --compare` expands a sweep into its runs
     print(f"$ sercli eval --compare {' '.join(map(str, runs))}", file=sys.stderr, flush=True)
     proc = subprocess.run([sys.executable, "-m", "sercli", "eval", "--compare", *map(str, runs)],

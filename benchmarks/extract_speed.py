@@ -145,10 +145,12 @@ def same_features(naive_out: Path, store: Path) -> str:
     """Whether sercli stored what the naive loop computed (up to float rounding)."""
     sys.path.insert(0, str(ROOT))
     from sercli.features import FeatureStore
+    from sercli.fingerprint import split_key
 
     naive = np.load(naive_out)
     fs = FeatureStore(store)
-    worst = max(float(np.abs(fs.get(k)[:, 0] - naive[k]).max() / (np.abs(naive[k]).max() + 1e-12)) for k in naive.files)
+    by_id = {split_key(key)[0]: key for key in fs.index()}  # store keys are id#audio-sha
+    worst = max(float(np.abs(fs.get(by_id[k])[:, 0] - naive[k]).max() / (np.abs(naive[k]).max() + 1e-12)) for k in naive.files)
     same = len(fs.index()) == len(naive.files) and worst < 1e-4
     return f"{same} (largest difference {worst:.1e} of the largest value, {len(naive.files)} clips)"
 

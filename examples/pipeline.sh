@@ -34,7 +34,7 @@ fi
 
 sercli extract "$WORK/speech.jsonl" --backbone "$BACKBONE" --store "$WORK/features" \
   -o "$WORK/features.jsonl"
-sercli train "$WORK/features.jsonl" --test-speakers "$TEST_SPEAKERS" --seeds "$SEEDS" --out "$WORK/run"
+sercli train "$WORK/features.jsonl" --test-speakers "$TEST_SPEAKERS" --seeds "$SEEDS" --out "$WORK/run" --overwrite
 sercli eval "$WORK/run" > "$WORK/metrics.json"
 python3 -c "
 import json, sys

@@ -18,5 +18,5 @@ mkdir -p "$work"
 
 sercli prepare "$corpus" "$corpus_path" -o "$work/manifest.jsonl"
 sercli extract "$work/manifest.jsonl" --backbone fbank --store "$work/features" -o "$work/feats.jsonl"
-sercli train "$work/feats.jsonl" --test-speakers "$test_speakers" --out "$work/run"
+sercli train "$work/feats.jsonl" --test-speakers "$test_speakers" --out "$work/run" --overwrite
 sercli eval "$work/run"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,14 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sample_rate``; RecordError if unreadable or empty."""
     import soundfile as sf
 
+    # soundfile reports a missing file as "Error opening ...: System error", so look first.
+    if not os.path.exists(path):
+        raise RecordError(f"audio file not found: {path}")
+    if os.path.isdir(path):
+        raise RecordError(f"audio path is a folder, not a file: {path}")
     try:
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError:
+    except FileNotFoundError:  # removed in between
         raise RecordError(f"audio file not found: {path}") from None
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError for corrupt files
         raise RecordError(f"cannot decode audio {path}: {exc}") from None
@@ -53,9 +59,15 @@ def write_wav(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sf.write(str(tmp), np.asarray(wav, dtype=np.float32), sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    # pid and thread in the name: engines write from several threads; a killed writer's
+    # leftover is recognisable (see sercli.synth.clean_stale_tmp)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        sf.write(str(tmp), np.asarray(wav, dtype=np.float32), sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def duration(path: str | Path) -> float:

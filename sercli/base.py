@@ -1,7 +1,7 @@
 """Base classes for the plugin families.
 
 Every plugin class has a ``name``, a one-line ``description`` and a nested pydantic
-``Options`` model (``extra="forbid"``) set from the command line with ``-o key=value``.
+``Options`` model (``extra="forbid"``) set from the command line with ``-O key=value`` (``--option``).
 Import heavy libraries (torch, transformers, clients) inside methods, never at module top.
 """
 
@@ -53,7 +53,14 @@ class Plugin:
         self.options = options if options is not None else self.Options()
 
     def provenance(self) -> dict[str, Any]:
+        """What made an output: written into records and run folders."""
         return {"plugin": self.name, "options": self.options.model_dump(mode="json")}
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the output (the key of cached work: audio, features). Override to leave
+        out settings that only change how work is done (concurrency, retries, endpoints), or to
+        add what options do not show (a weights hash, a library version)."""
+        return self.provenance()
 
 
 class LLMBackend(Plugin):
@@ -123,10 +130,6 @@ class Backbone(Plugin):
         """A batch of 1-D float32 numpy waveforms at ``sample_rate`` ->
         a list of float tensors (layers, frames, dim), one per input, frames of padding removed."""
         raise NotImplementedError
-
-    def identity(self) -> dict[str, Any]:
-        """What makes two extractions comparable (name, weights hash, options)."""
-        return self.provenance()
 
 
 class Strategy(Plugin):

@@ -1,9 +1,15 @@
-"""The sercli command line: wiring only. Each command lives in sercli/commands/."""
+"""The sercli command line: wiring, and the one error boundary (``main``).
+
+Each command lives in sercli/commands/. Exit codes are listed in ``main``'s docstring.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import sys
+import traceback
 from typing import Annotated
 
 import typer
@@ -29,6 +35,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 done, 1 error, 2 usage error, 130/143/129 interrupted by "
+    "SIGINT/SIGTERM/SIGHUP (re-run the same command to resume), 141 stdout closed by its reader.",
 )
 
 
@@ -56,37 +64,132 @@ app.command("plugins")(plugins_cmd.plugins)
 
 
 def main() -> None:
-    """Entry point: the one error boundary."""
-    debug_argv = "--debug" in sys.argv[1:]
-    import sercli.fastexit  # noqa: F401  (exit in ms, not seconds, once torch is loaded)
+    """Entry point: the one error boundary. Exit codes (also in the --help epilog):
+
+    0 done; 1 an error (one line on stderr, the traceback with --debug); 2 a usage error;
+    130, 143, 129: interrupted by SIGINT (Ctrl-C), SIGTERM or SIGHUP (128 + the signal
+    number), after "Interrupted" on stderr; records written by then are whole, and the same
+    command resumes; 141 (128 + SIGPIPE): the reader of stdout went away (``... | head -1``),
+    which ends the command quietly, as it ends ``cat`` or ``yes``.
+    """
+    from sercli import fastexit  # exit in ms, not seconds, once torch is loaded
+
+    fastexit.install_signal_handlers()
+    debug = "--debug" in sys.argv[1:] or bool(os.environ.get("SERCLI_DEBUG"))
+    code = _run(sys.argv[1:], debug)
+    try:
+        sys.stdout.flush()  # here, not at exit, where a failure is "Exception ignored" noise
+    except (OSError, ValueError) as exc:
+        if _pipe_error(exc) and _quiet_closed_streams():
+            code = code or 128 + 13
+        else:
+            _to_devnull(1)
+            if not code:
+                _say(f"Error: cannot write to stdout: {exc}")
+                code = 1
+    fastexit.exiting()  # the command is over: a signal now (threads still joining) ends it at once
+    sys.exit(code)
+
+
+def _run(args: list[str], debug: bool) -> int:
+    from sercli import fastexit
 
     try:
-        app(standalone_mode=False)
+        command = typer.main.get_command(app)
+        with command.make_context("sercli", list(args)) as ctx:
+            command.invoke(ctx)
+        return 0
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (fastexit.Interrupted), or raised by code
+        fastexit.exiting()
+        signum = getattr(exc, "signum", signal.SIGINT)
+        if debug:
+            traceback.print_exc()
+        _say("Interrupted" if signum == signal.SIGINT else f"Interrupted by {signal.Signals(signum).name}")
+        return 128 + signum
     except SercliError as exc:
-        if debug_argv or os.environ.get("SERCLI_DEBUG"):
+        if debug:
             raise
-        print(f"Error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("Interrupted", file=sys.stderr)
-        sys.exit(130)
+        _say(f"Error: {exc}")
+        return 1
+    except SystemExit as exc:  # sys.exit() in a plugin or library: never a silent end
+        if _pipe_error(exc.__context__):  # rich ends its output this way on a broken pipe
+            _quiet_closed_streams()
+            return 128 + 13
+        if debug:
+            traceback.print_exc()
+        code = exc.code if isinstance(exc.code, int) and exc.code else 1
+        _say(f"Error: something called sys.exit({exc.code!r}) before the command finished"
+             + ("" if debug else " (run with --debug for the traceback)"))
+        return code
     except Exception as exc:  # Click usage errors, bad parameters, unexpected failures
+        if _pipe_error(exc) and _quiet_closed_streams():
+            return 128 + 13  # the reader of stdout (or stderr) went away: end quietly
         code = _click_exit(exc)
         if code is not None:
-            sys.exit(code)
-        if debug_argv or os.environ.get("SERCLI_DEBUG"):
+            return code
+        if debug:
             raise
-        print(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
-        sys.exit(1)
+        _say(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return 1
+
+
+def _say(line: str) -> None:
+    """One line on stderr, even when stderr is gone."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _pipe_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EPIPE
+
+
+def _quiet_closed_streams() -> bool:
+    """If stdout or stderr is a pipe whose reader has gone, point it at /dev/null (so that
+    nothing left in a buffer can fail again at exit) and say True. False when both still
+    have a reader: the broken pipe was somebody else's (a socket, a subprocess)."""
+    closed = False
+    for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+        if not _reader_gone(fd):
+            continue
+        closed = True
+        _to_devnull(fd)
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    return closed
+
+
+def _to_devnull(fd: int) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _reader_gone(fd: int) -> bool:
+    """Whether ``fd`` is the write end of a pipe nobody reads any more."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or fd closed
+        return False
 
 
 def _click_exit(exc: Exception) -> int | None:
     """Typer vendors its own Click: recognise its exceptions by shape, not by class."""
     if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # UsageError, BadParameter, ...
-        exc.show(file=sys.stderr)
+        try:
+            exc.show(file=sys.stderr)
+        except OSError:  # stderr is gone: the exit code still tells
+            pass
         return exc.exit_code
     if type(exc).__name__ == "Abort":
-        print("Aborted", file=sys.stderr)
+        _say("Aborted")
         return 1
     if hasattr(exc, "exit_code") and type(exc).__name__ == "Exit":
         return exc.exit_code

@@ -8,8 +8,15 @@ training pool, grouped by speaker, so the test part is never used to decide anyt
     loso           leave one speaker out           (field ``speaker``)
     loso-session   leave one session out (IEMOCAP)  (field ``session``)
     kfold:K        K folds grouped by speaker       (sklearn GroupKFold)
-    field:NAME     given splits: the values of NAME are the folds; if some value is ``test``,
-                   one fold with that test part (and ``val``/``dev`` as its validation part)
+    field:NAME     given splits: the values of NAME are partition names (see `split_role`);
+                   the training partition trains, the development partition (if any) is the
+                   validation part, and each test partition is one fold (MSP-Podcast's Test1
+                   and Test2 give two folds, each trained on Train and validated on
+                   Development); any other value is refused
+    loo:NAME       leave one value of NAME out: each value in turn is the test fold
+
+Leave-one-out protocols refuse a field whose values are partition names (MSP-Podcast's
+Train/Development/Test1...): leaving a test partition out in turn would train on the others.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from sercli.errors import SercliError
 from sercli.log import warn
 
 Record = dict[str, Any]
-TEST_NAMES = {"test", "eval", "evaluation"}
+TRAIN_NAMES = {"train", "training"}
 VAL_NAMES = {"val", "valid", "validation", "dev", "development"}
+TEST_NAME = re.compile(r"(test|testing|eval|evaluation)[ _-]?[0-9]*")
 
 
 @dataclass
@@ -51,11 +59,33 @@ def make_folds(records: list[Record], spec: str, *, allow_speaker_overlap: bool 
         folds = _kfold(records, _int(spec[6:], spec), allow_speaker_overlap)
     elif spec.startswith("field:") and spec[6:]:
         folds = _given(records, spec[6:])
+    elif spec.startswith("loo:") and spec[4:]:
+        folds = _by_field(records, spec[4:], spec[4:])
     else:
-        raise SercliError(f"--cv {spec!r}: expected loso, loso-session, kfold:K or field:NAME")
+        raise SercliError(f"--cv {spec!r}: expected loso, loso-session, kfold:K, field:NAME or loo:NAME")
     for fold in folds:
+        if not fold.test:
+            raise SercliError(f"--cv {spec}: {fold.name} ({fold.description}) has an empty test part")
         check_speakers(fold.pool + (fold.val or []), fold.test, allow_speaker_overlap, fold.name)
     return folds
+
+
+def split_role(value: Any) -> str | None:
+    """"train", "val" or "test" for a partition name (any case), else None.
+
+    train/training; dev/development/val/valid/validation; test/testing/eval/evaluation, each
+    optionally numbered (MSP-Podcast: Train, Development, Test1, Test2, Test3). The other
+    corpora sercli prepares have no official partitions (their ``split`` comes from a
+    generic CSV), so these are all the names sercli reads as partitions.
+    """
+    v = str(value).strip().casefold()
+    if v in TRAIN_NAMES:
+        return "train"
+    if v in VAL_NAMES:
+        return "val"
+    if TEST_NAME.fullmatch(v):
+        return "test"
+    return None
 
 
 def holdout(records: list[Record], test_speakers: list[str], val_speakers: list[str]) -> Fold:
@@ -94,32 +124,97 @@ def check_speakers(train: list[Record], test: list[Record], allow: bool, where: 
 
 
 def split_val(fold: Fold, val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
-    """(train, val) from a fold's pool: whole speakers go to validation, classes stratified."""
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, StratifiedShuffleSplit
+    """(train, val) from a fold's pool: whole speakers go to validation, classes stratified.
 
+    Among the splits the seed gives, the first that keeps every emotion of the pool in the
+    training part and in the validation part is taken; else the first that keeps them in
+    training with at least two in validation; else the first (`check_fold` then refuses it).
+    """
     if fold.val is not None:
         return fold.pool, fold.val
+    pool = fold.pool
+    y = [r["emotion"] for r in pool]
+    need = set(y)
+    candidates = _val_candidates(fold, val_fraction, seed)
+    good = [(tr, va) for tr, va in candidates if len(tr) and len(va) and {y[i] for i in tr} == need]
+    full = [(tr, va) for tr, va in good if {y[i] for i in va} == need]
+    usable = [(tr, va) for tr, va in good if len({y[i] for i in va}) >= 2]
+    tr, va = (full or usable or candidates)[0]
+    train, val = [pool[i] for i in tr], [pool[i] for i in va]
+    if not train or not val:
+        raise SercliError(f"{fold.name}: the validation split left no training or no validation data")
+    return train, val
+
+
+def _val_candidates(fold: Fold, val_fraction: float, seed: int) -> list[tuple[Any, Any]]:
+    import warnings
+
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, StratifiedShuffleSplit
+
     pool = fold.pool
     groups = [speaker(r) for r in pool]
     y = [r["emotion"] for r in pool]
     n_groups = len(set(groups))
     n_splits = max(2, round(1 / val_fraction))
-    if n_groups >= n_splits:
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        tr, va = next(splitter.split(pool, y, groups))
-    elif n_groups >= 2:
-        tr, va = next(GroupShuffleSplit(1, test_size=val_fraction, random_state=seed).split(pool, y, groups))
-    else:
+    with warnings.catch_warnings():  # "least populated class has only N members": checked by check_fold
+        warnings.simplefilter("ignore", UserWarning)
+        if n_groups >= n_splits:
+            splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+            return list(splitter.split(pool, y, groups))
+        if n_groups >= 2:
+            return list(GroupShuffleSplit(10, test_size=val_fraction, random_state=seed).split(pool, y, groups))
         warn(f"{fold.name}: one training speaker: the validation part is split by utterance, not by speaker")
         try:
-            splitter = StratifiedShuffleSplit(1, test_size=val_fraction, random_state=seed)
-            tr, va = next(splitter.split(pool, y))
+            return list(StratifiedShuffleSplit(10, test_size=val_fraction, random_state=seed).split(pool, y))
         except ValueError:  # a class with a single item cannot be stratified
-            tr, va = next(GroupShuffleSplit(1, test_size=val_fraction, random_state=seed).split(pool, y, range(len(pool))))
-    train, val = [pool[i] for i in tr], [pool[i] for i in va]
-    if not train or not val:
-        raise SercliError(f"{fold.name}: the validation split left no training or no validation data")
-    return train, val
+            items = range(len(pool))
+            return list(GroupShuffleSplit(10, test_size=val_fraction, random_state=seed).split(pool, y, items))
+
+
+def _shown(names) -> str:
+    return ", ".join(repr(n) for n in sorted(names))
+
+
+def check_fold(fold: Fold, train: list[Record], val: list[Record], labels: list[str], seed: int) -> list[str]:
+    """Refuse a fold that cannot learn or choose fairly; return warnings for what is legitimate
+    but changes what its numbers mean (a test part without some emotions)."""
+    where = f"{fold.name} ({fold.description})"
+    in_pool = {r["emotion"] for r in fold.pool}
+    in_train = {r["emotion"] for r in train}
+    for lab in labels:
+        if lab in in_train:
+            continue
+        n_test = sum(r["emotion"] == lab for r in fold.test)
+        if lab in in_pool and fold.val is None:
+            raise SercliError(
+                f"{where}: every validation split of seed {seed} takes all {lab!r} examples out of training; "
+                "it needs more speakers with that emotion (or drop it with --classes)"
+            )
+        elsewhere = f"its test part has {n_test}" if n_test else "they are all in other parts"
+        raise SercliError(
+            f"{where}: no training examples of {lab!r} ({elsewhere}); a model cannot learn an emotion it never "
+            "hears: use a protocol whose training parts hold every emotion, or drop it with --classes"
+        )
+    in_val = {r["emotion"] for r in val}
+    if len(in_val) < 2:
+        given = "the given validation part" if fold.val is not None else f"every validation split of seed {seed}"
+        raise SercliError(
+            f"{where}: {given} holds only {_shown(in_val)}: early stopping would favour one emotion; "
+            "use validation speakers with several emotions (--val-speakers, --val-fraction)"
+        )
+    warnings = []
+    if in_val != set(labels):
+        warnings.append(f"{where}: the validation part has no {_shown(set(labels) - in_val)} (seed {seed}); "
+                        "early stopping and --tune choose on the other emotions")
+    in_test = {r["emotion"] for r in fold.test}
+    if fold.test and in_test != set(labels):
+        warnings.append(absent_warning(where + ": the test part", set(labels) - in_test, in_test))
+    return warnings
+
+
+def absent_warning(what: str, absent: set[str], present: set[str]) -> str:
+    return (f"{what} has no {_shown(absent)}: its UA and macro-F1 average over "
+            f"{len(present)} emotion{'s' if len(present) != 1 else ''} only ({', '.join(sorted(present))})")
 
 
 # -- leakage guard: synthetic sentences that are also test transcripts -------------------------
@@ -174,6 +269,12 @@ def _values(records: list[Record], field: str) -> list[str]:
 def _by_field(records: list[Record], field: str, word: str) -> list[Fold]:
     values = _values(records, field)
     names = sorted(set(values))
+    roles = {split_role(v) for v in names}
+    if None not in roles and "train" in roles:
+        raise SercliError(
+            f"the {field!r} values are partition names ({', '.join(names)}): leaving one out in turn would "
+            f"train on test partitions; use --cv field:{field} for the given partitions"
+        )
     if len(names) < 2:
         raise SercliError(f"leave-one-{word}-out needs at least 2 {word}s; the records have {len(names)}")
     return _one_out(records, values, names, lambda name: f"{word} {name}")
@@ -184,6 +285,8 @@ def _kfold(records: list[Record], k: int, allow_overlap: bool) -> list[Fold]:
 
     groups = [speaker(r) for r in records]
     y = [r["emotion"] for r in records]
+    if len(records) < k:
+        raise SercliError(f"kfold:{k} needs at least {k} records (there are {len(records)})")
     if len(set(groups)) >= k:
         splits = GroupKFold(n_splits=k).split(records, y, groups)
         how = "speakers"
@@ -205,18 +308,34 @@ def _kfold(records: list[Record], k: int, allow_overlap: bool) -> list[Fold]:
 
 
 def _given(records: list[Record], field: str) -> list[Fold]:
-    values = [v.lower() for v in _values(records, field)]
+    """Given partitions: train trains, val validates, each test partition is one fold."""
+    values = _values(records, field)
     names = sorted(set(values))
-    if set(names) & TEST_NAMES:
-        test = [r for r, v in zip(records, values) if v in TEST_NAMES]
-        val = [r for r, v in zip(records, values) if v in VAL_NAMES] or None
-        pool = [r for r, v in zip(records, values) if v not in TEST_NAMES | VAL_NAMES]
-        if not pool:
-            raise SercliError(f"field {field!r}: no training records (values: {', '.join(names)})")
-        return [Fold("fold-00", f"{field}=test", pool, test, val)]
-    if len(names) < 2:
-        raise SercliError(f"field {field!r} has a single value {names[0]!r}: nothing to hold out")
-    return _one_out(records, values, names, lambda name: f"{field}={name}")
+    roles = {v: split_role(v) for v in names}
+    unknown = [v for v in names if roles[v] is None]
+    if unknown:
+        known = [v for v in names if roles[v]]
+        what = f"mixes partition names ({', '.join(known)}) with others" if known else "has values that are not partition names"
+        raise SercliError(
+            f"--cv field:{field}: {field!r} {what} ({', '.join(unknown[:8])}{' ...' if len(unknown) > 8 else ''}); "
+            "use --cv field:X only with split names (train, dev/validation, test, Test1, ...); "
+            f"for leave-one-value-out use --cv loo:{field}"
+        )
+    by_key: dict[str, list[str]] = {}
+    for v in names:
+        by_key.setdefault(str(v).strip().casefold(), []).append(v)
+    pool = [r for r, v in zip(records, values) if roles[v] == "train"]
+    val = [r for r, v in zip(records, values) if roles[v] == "val"] or None
+    tests = sorted(k for k, vs in by_key.items() if roles[vs[0]] == "test")
+    if not pool:
+        raise SercliError(f"--cv field:{field}: no training partition (train) among {', '.join(names)}")
+    if not tests:
+        raise SercliError(f"--cv field:{field}: no test partition (test, Test1, ...) among {', '.join(names)}")
+    folds = []
+    for k, key in enumerate(tests):
+        test = [r for r, v in zip(records, values) if str(v).strip().casefold() == key]
+        folds.append(Fold(f"fold-{k:02d}", f"{field}={'/'.join(by_key[key])}", pool, test, val))
+    return folds
 
 
 def _one_out(records: list[Record], values: list[str], names: list[str], describe) -> list[Fold]:

@@ -18,6 +18,8 @@ _stores: dict[str, FeatureStore] = {}
 _cache: dict[tuple[str, str], np.ndarray] = {}
 _cache_bytes = 0
 CACHE_LIMIT = int(os.environ.get("SERCLI_FEATURE_CACHE_MB", "2048")) << 20
+# (store, key) whose values are known to be finite numbers
+_finite: set[tuple[str, str]] = set()
 
 
 def store_for(path: str) -> FeatureStore:
@@ -27,7 +29,9 @@ def store_for(path: str) -> FeatureStore:
 
 
 def feature_meta(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The store metadata shared by all records; an error if they mix kinds of features."""
+    """The store metadata shared by all records; an error if they mix kinds of features, or if
+    a record's features are missing from its store or are not finite numbers (checked here,
+    before any training, for stores written before sercli refused to store them)."""
     metas: dict[str, dict] = {}
     for rec in records:
         feats = rec.get("features")
@@ -35,6 +39,7 @@ def feature_meta(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             raise SercliError(f"record {rec.get('id')!r} has no features: run `sercli extract` first")
         if feats["store"] not in metas:
             metas[feats["store"]] = store_for(feats["store"]).meta()
+        check_finite(rec)
     if not metas:
         raise SercliError("no records with features")
     first_path, first = next(iter(metas.items()))
@@ -80,17 +85,52 @@ class Examples:
         return out
 
     def features(self, i: int) -> np.ndarray:
-        """(layers, frames, dim) float32, read lazily from the store and then kept."""
-        global _cache_bytes
-        f = self.records[i]["features"]
-        key = (f["store"], f["key"])
-        arr = _cache.get(key)
-        if arr is None:
-            arr = store_for(f["store"]).get(f["key"]).astype(np.float32)
-            if _cache_bytes + arr.nbytes <= CACHE_LIMIT:
-                _cache[key] = arr
-                _cache_bytes += arr.nbytes
-        return arr
+        """(layers, frames, dim) float32, read lazily from the store and then kept; an error
+        naming the record and its store if they are not finite numbers."""
+        return read_features(self.records[i])
+
+
+def read_features(rec: dict[str, Any]) -> np.ndarray:
+    """The (layers, frames, dim) float32 features of ``rec`` (cached); SercliError if any value
+    is NaN or infinite (never trained on, nor predicted from)."""
+    global _cache_bytes
+    f = rec["features"]
+    key = (f["store"], f["key"])
+    arr = _cache.get(key)
+    if arr is None:
+        arr = store_for(f["store"]).get(f["key"]).astype(np.float32)
+        if key not in _finite:
+            if not np.isfinite(arr).all():
+                raise SercliError(nonfinite_message(rec))
+            _finite.add(key)
+        if _cache_bytes + arr.nbytes <= CACHE_LIMIT:
+            _cache[key] = arr
+            _cache_bytes += arr.nbytes
+    return arr
+
+
+def nonfinite_message(rec: dict[str, Any]) -> str:
+    f = rec["features"]
+    return (f"record {rec.get('id')!r}: its features in store {f['store']} (key {f['key']!r}) hold NaN or "
+            "infinite values (stored by an older sercli?): run `sercli extract` on it again, which skips "
+            "such records with the reason, or leave it out")
+
+
+def check_finite(rec: dict[str, Any]) -> None:
+    """SercliError if ``rec``'s features are not in its store or are not all finite. Rows that
+    a current sercli wrote say they are finite; older rows are read and checked."""
+    f = rec["features"]
+    key = (f["store"], f["key"])
+    if key in _finite:
+        return
+    row = store_for(f["store"]).index().get(f["key"])
+    if row is None:
+        raise SercliError(f"record {rec.get('id')!r}: its features (key {f['key']!r}) are not in store "
+                          f"{f['store']}: run `sercli extract` again")
+    if row.get("finite") is True:
+        _finite.add(key)
+    else:
+        read_features(rec)
 
 
 def collate(examples: Examples, idx: list[int]):

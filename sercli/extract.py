@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import time
 from collections import deque
 from contextlib import nullcontext
@@ -44,6 +45,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from sercli.errors import RecordError, SercliError
+from sercli.guards import backbone_failure, check_frames, check_sums, file_error, forward_each, to_store, too_short
 
 POOLS = ("none", "mean", "mean+std")
 STORE_DTYPES = ("float16", "float32")
@@ -160,10 +162,8 @@ def audio_length(path: str, sample_rate: int) -> int:
 
     try:
         info = sf.info(str(path))
-    except FileNotFoundError:
-        raise RecordError(f"audio file not found: {path}") from None
-    except Exception as exc:  # LibsndfileError / RuntimeError for corrupt or empty files
-        raise RecordError(f"cannot decode audio {path}: {exc}") from None
+    except Exception as exc:  # LibsndfileError (a missing file too), RuntimeError
+        raise file_error(path, exc) from None
     if info.frames <= 0:
         raise RecordError(f"audio file is empty: {path}")
     # torchaudio.functional.resample returns ceil(frames * new / orig) samples
@@ -188,7 +188,7 @@ def plan_item(index: int, key: str, path: str, n: int, backbone, cfg: ExtractCon
     item = Item(key, path, n)
     hop = getattr(backbone, "hop_samples", None)
     if hop and backbone.num_frames(n) < 1:
-        raise RecordError(f"audio is too short for this backbone ({n / backbone.sample_rate * 1000:.0f} ms): {path}")
+        raise too_short(backbone, n, path)
     limit = cfg.chunk_seconds
     if getattr(backbone, "max_chunk_seconds", None):
         limit = min(limit, backbone.max_chunk_seconds)
@@ -294,7 +294,7 @@ def read_segment(path: str, sample_rate: int, start: int, stop: int, whole: bool
         else:
             wav = _read_resampled(path, info.samplerate, info.frames, sample_rate, start, stop)
     except Exception as exc:  # LibsndfileError, RuntimeError: unreadable after all
-        raise RecordError(f"cannot decode audio {path}: {exc}") from None
+        raise file_error(path, exc) from None
     if len(wav) != stop - start:
         raise RecordError(f"audio {path} is shorter than its header says")
     if not np.isfinite(wav).all():
@@ -348,7 +348,9 @@ class Part:
 
 
 def compute(backbone, segments: list[Segment], wavs: list, cfg: ExtractConfig) -> list[Part | RecordError]:
-    """Run one batch (``wavs`` as ``decode`` returns them) and reduce each segment to its Part."""
+    """Run one batch (``wavs`` as ``decode`` returns them) and reduce each segment to its Part.
+    A segment the backbone fails on, or whose features are not finite, gets its RecordError
+    (sercli.guards): the others go through."""
     import torch
 
     layers = parse_layers(cfg.layers, backbone.num_layers)
@@ -358,19 +360,28 @@ def compute(backbone, segments: list[Segment], wavs: list, cfg: ExtractConfig) -
     if not ok:
         return out
     with torch.inference_mode(), _autocast(cfg):
-        feats = backbone.forward([wavs[i] for i in ok], device=cfg.device)
+        feats = forward_each(backbone, [wavs[i] for i in ok], cfg.device)
         for i, f in zip(ok, feats):
-            f, seg = f[layers].float(), segments[i]
-            if seg.keep is None:  # the whole recording in one segment
-                out[i] = Part(pool_frames(f, cfg.pool).cpu().numpy().astype(dtype))
-                continue
-            f = f[:, seg.keep[0] : seg.keep[1]]
-            if cfg.pool == "none":
-                out[i] = Part(f.cpu().numpy().astype(dtype))
-            else:
-                f = f.double()
-                out[i] = Part(sums=(f.sum(1).cpu().numpy(), f.pow(2).sum(1).cpu().numpy()), count=f.shape[1])
+            try:
+                out[i] = f if isinstance(f, RecordError) else _reduce(backbone, f, layers, segments[i], cfg, dtype)
+            except Exception as exc:  # noqa: BLE001 - its features were unusable: this record only
+                out[i] = backbone_failure(backbone, exc)
     return out
+
+
+def _reduce(backbone, f, layers: list[int], seg: Segment, cfg: ExtractConfig, dtype) -> Part:
+    f = f[layers].float()
+    if seg.keep is None:  # the whole recording in one segment
+        check_frames(f, backbone, cfg.compute_dtype)
+        return Part(to_store(pool_frames(f, cfg.pool).cpu().numpy(), dtype))
+    f = f[:, seg.keep[0] : seg.keep[1]]
+    check_frames(f, backbone, cfg.compute_dtype)
+    if cfg.pool == "none":
+        return Part(to_store(f.cpu().numpy(), dtype))
+    f = f.double()
+    sums = (f.sum(1).cpu().numpy(), f.pow(2).sum(1).cpu().numpy())
+    check_sums(sums)
+    return Part(sums=sums, count=f.shape[1])
 
 
 class InProcess:
@@ -421,6 +432,7 @@ _replica: dict[str, Any] = {}
 def _init_replica(main_pid: int, backbone_blob: bytes, cfg: ExtractConfig, threads: int) -> None:
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it shuts the pool down
     _exit_with(main_pid)
 
     torch.set_num_threads(threads)
@@ -436,6 +448,7 @@ def _replica_job(job: list[tuple[str, int, Segment]]) -> list[Part | RecordError
 def _init_decoder(main_pid: int) -> None:
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it shuts the pool down
     _exit_with(main_pid)
     # torch only resamples here: one thread each, or they fight the model for cores
     torch.set_num_threads(1)
@@ -500,11 +513,19 @@ def _fork_server() -> bool:
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
+    # The server and the workers it forks inherit "ignore Ctrl-C" from their first instant:
+    # a Ctrl-C is the main process's, which shuts the pool down.
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         forkserver.ensure_running()
     except OSError:
         return False
     finally:
+        if main:
+            signal.signal(signal.SIGINT, sigint)
         os.dup2(saved, 1)
         os.close(saved)
     return True
@@ -585,7 +606,7 @@ class Assembly:
             out = [mean]
             if self.pool == "mean+std":
                 out.append(np.sqrt(np.maximum(self.sums[1] / self.count - mean**2, 0.0)))
-            self.result = np.concatenate(out, axis=-1)[:, None].astype(self.dtype)
+            self.result = to_store(np.concatenate(out, axis=-1)[:, None], self.dtype)  # RecordError if too big
         return True
 
 
@@ -626,30 +647,33 @@ def run_extraction(
                     if seg.item in dead:
                         continue
                     item = items[seg.item]
-                    if isinstance(part, RecordError):
-                        dead.add(seg.item)
-                        assemblies.pop(seg.item, None)
-                        on_error(item.key, str(part))
-                        on_progress(1)
-                        continue
-                    asm = assemblies.setdefault(seg.item, Assembly(item, cfg.pool, dtype))
-                    if asm.add(seg, part):
-                        del assemblies[seg.item]
+                    try:
+                        if isinstance(part, RecordError):
+                            raise part
+                        asm = assemblies.setdefault(seg.item, Assembly(item, cfg.pool, dtype))
+                        if not asm.add(seg, part):
+                            continue
                         writer.add(item.key, asm.result)
-                        on_progress(1)
+                    except RecordError as exc:  # this record only: the run goes on
+                        dead.add(seg.item)
+                        on_error(item.key, str(exc))
+                    assemblies.pop(seg.item, None)
+                    on_progress(1)
         finally:
             engine.close()
 
 
-def extract_waveform(backbone, wav: np.ndarray, cfg: ExtractConfig) -> np.ndarray:
+def extract_waveform(backbone, wav: np.ndarray, cfg: ExtractConfig, source: str = "<array>") -> np.ndarray:
     """The stored array for one in-memory waveform (at ``backbone.sample_rate``), made as
-    ``run_extraction`` makes it (chunks, layers, pooling, store dtype), in this process.
-    Call ``backbone.load`` first."""
-    item = plan_item(0, "waveform", "<array>", len(wav), backbone, cfg)
+    ``run_extraction`` makes it (chunks, layers, pooling, store dtype), in this process;
+    RecordError where ``run_extraction`` would skip it. Call ``backbone.load`` first."""
+    item = plan_item(0, "waveform", source, len(wav), backbone, cfg)
     sensitive = bool(getattr(backbone, "padding_sensitive", False))
     asm = Assembly(item, cfg.pool, np.dtype(cfg.store_dtype))
     for batch in batches([item], int(batch_seconds(cfg) * backbone.sample_rate), sensitive):
         for seg, part in zip(batch, compute(backbone, batch, [wav[s.start : s.stop] for s in batch], cfg)):
+            if isinstance(part, RecordError):
+                raise part
             asm.add(seg, part)
     return asm.result
 

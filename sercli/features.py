@@ -3,13 +3,18 @@
 Layout of a store folder::
 
     meta.json              what was extracted (backbone identity, layers, pooling, dtype)
-    index.jsonl            {"key", "shard", "shape"} per stored item, appended after its shard is durable
+    index.jsonl            {"key", "shard", "shape", "finite"} per stored item, appended after its shard is durable
     shard-00000.safetensors
 
 A shard is written to a temporary name, fsynced and renamed; only then are its keys appended
 to the index. A run killed at any point therefore leaves only whole shards behind, and the
 index names only keys whose data is on disk. Re-running skips indexed keys. A writer holds an
 exclusive lock on the store, so two runs never interleave shards or index lines.
+
+Keys are chosen by the caller; ``sercli extract`` keys a record's features by its id and its
+audio (sercli.fingerprint). Only finite numbers are stored: the writer refuses anything else,
+and its index rows say ``"finite": true`` (rows of older stores lack it: their values are
+checked when read for training, see sercli.data).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from sercli.errors import SercliError
+from sercli.errors import RecordError, SercliError
 
 INDEX = "index.jsonl"
 META = "meta.json"
@@ -128,6 +133,9 @@ class ShardWriter:
                 shard.unlink()
 
     def add(self, key: str, array: np.ndarray) -> None:
+        """Buffer ``array`` under ``key``; RecordError if any value is NaN or infinite."""
+        if not np.isfinite(array).all():
+            raise RecordError("non-finite features (NaN or infinity): not stored")
         self.buffer[key] = np.ascontiguousarray(array)
         self.size += array.nbytes
         if self.size >= self.shard_bytes:
@@ -146,7 +154,7 @@ class ShardWriter:
         _fsync(tmp)
         os.replace(tmp, final)
         _fsync_dir(self.store.root)
-        rows = [{"key": k, "shard": name, "shape": list(v.shape)} for k, v in self.buffer.items()]
+        rows = [{"key": k, "shard": name, "shape": list(v.shape), "finite": True} for k, v in self.buffer.items()]
         with open(self.store.root / INDEX, "a") as fh:
             fh.write("".join(json.dumps(r) + "\n" for r in rows))
             fh.flush()

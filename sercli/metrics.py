@@ -10,21 +10,33 @@ from typing import Any, Sequence
 
 
 def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str]) -> dict[str, Any]:
+    """``classes_absent``: the labels with no test item, which UA and macro-F1 leave out (a
+    test part of one class gives UA = WA = that class's recall: warn wherever that happens)."""
+    import warnings
+
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
     idx = list(range(len(labels)))
     present = sorted(set(y_true))
-    recalls = recall_score(y_true, y_pred, labels=idx, average=None, zero_division=0)
+    if not present:  # nothing to score (callers refuse empty test parts before this)
+        return {"n": 0, "WA": 0.0, "UA": 0.0, "macro_F1": 0.0, "recall": {}, "classes_absent": list(labels),
+                "labels": labels, "confusion": [[0] * len(labels) for _ in labels]}
+    with warnings.catch_warnings():  # sklearn's note on single-label inputs: see classes_absent
+        warnings.simplefilter("ignore", UserWarning)
+        recalls = recall_score(y_true, y_pred, labels=idx, average=None, zero_division=0)
+        macro_f1 = f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        confusion = confusion_matrix(y_true, y_pred, labels=idx).tolist()
     return {
         "n": len(y_true),
         "WA": float(accuracy_score(y_true, y_pred)),
         # mean recall over the classes present in the test set (sklearn's balanced accuracy,
         # without its warning when a fold's test speaker lacks a class the model predicts)
-        "UA": float(sum(recalls[i] for i in present) / len(present)) if present else 0.0,
-        "macro_F1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "UA": float(sum(recalls[i] for i in present) / len(present)),
+        "macro_F1": float(macro_f1),
         "recall": {labels[i]: float(recalls[i]) for i in present},
+        "classes_absent": [labels[i] for i in idx if i not in present],
         "labels": labels,
-        "confusion": confusion_matrix(y_true, y_pred, labels=idx).tolist(),
+        "confusion": confusion,
     }
 
 
@@ -39,6 +51,9 @@ def metrics_table(metrics: dict[str, Any], title: str = "Evaluation"):
     head.add_row(
         str(metrics["n"]), f"{metrics['WA']:.4f}", f"{metrics['UA']:.4f}", f"{metrics['macro_F1']:.4f}"
     )
+    absent = metrics.get("classes_absent")
+    if absent:
+        head.caption = f"no test items of {', '.join(absent)}: UA and macro-F1 average over the other emotions"
     labels = metrics["labels"]
     cm = Table(title="Confusion matrix (rows: true, columns: predicted)")
     cm.add_column("true \\ pred")

@@ -1,4 +1,13 @@
-"""Plugin manager: loads the ``sercli`` entry-point group one plugin at a time."""
+"""Plugin manager: loads the ``sercli`` entry-point group one plugin at a time.
+
+One bad plugin costs one line on stderr and nothing else: an import or a hook that fails,
+raises SystemExit or KeyboardInterrupt, or registers something unusable (no name, not a
+class of its family, a name already taken) is reported, and the rest loads. Plugins import
+and register with stdout (the Python object and file descriptor 1) pointed at stderr, so a
+``print`` in a plugin never lands among the records. Built-ins (the entry points of the
+``sercli`` distribution) load first: a third-party entry point or class with a built-in's
+name is ignored and reported, never swapped in. A real Ctrl-C still interrupts.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +15,16 @@ import difflib
 import importlib.metadata
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pluggy
 
-from sercli import hookspecs
+from sercli import fastexit, hookspecs
 from sercli.errors import SercliError
 
 GROUP = "sercli"
+BUILTIN_DIST = "sercli"
 # family -> hook name, and the word used in messages
 FAMILIES = {
     "llm": "register_llm_backends",
@@ -29,6 +40,13 @@ FAMILY_WORDS = {
     "strategy": "strategy",
     "corpus": "corpus",
 }
+FAMILY_BASES = {  # sercli.base class every registered class of a family subclasses
+    "llm": "LLMBackend",
+    "tts": "TTSEngine",
+    "backbone": "Backbone",
+    "strategy": "Strategy",
+    "corpus": "Corpus",
+}
 
 
 @dataclass
@@ -38,6 +56,7 @@ class PluginInfo:
     module: str
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    distribution: str = "?"
 
 
 class _Registry:
@@ -45,6 +64,7 @@ class _Registry:
         self.pm = pluggy.PluginManager("sercli")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        self.ignored: list[PluginInfo] = []  # entry points whose name another plugin has
         self.classes: dict[str, dict[str, tuple[type, str]]] = {f: {} for f in FAMILIES}
         self._loaded = False
 
@@ -54,57 +74,176 @@ class _Registry:
         self._loaded = True
         only = os.environ.get("SERCLI_LOAD_PLUGINS")
         allowed = None if only is None else {s.strip() for s in only.split(",") if s.strip()}
-        for ep in importlib.metadata.entry_points(group=GROUP):
-            if allowed is not None and ep.name not in allowed:
+        eps = [ep for ep in importlib.metadata.entry_points(group=GROUP) if allowed is None or ep.name in allowed]
+        eps.sort(key=lambda ep: _dist_name(ep) != BUILTIN_DIST)  # built-ins first (a stable sort)
+        for ep in eps:
+            dist = _dist_name(ep)
+            info = PluginInfo(ep.name, ep.dist.version if ep.dist else "?", ep.value, distribution=dist)
+            first = self.infos.get(ep.name)
+            if first is not None:
+                if first.distribution == dist:  # the same distribution visible twice on sys.path
+                    continue
+                whose = "a built-in plugin" if first.distribution == BUILTIN_DIST else f"plugin {first.module!r} ({first.distribution})"
+                info.error = f"ignored: the name {ep.name!r} belongs to {whose}; rename this entry point"
+                self.ignored.append(info)
+                _warn(f"plugin {ep.name!r} from {dist} {info.version} ({ep.value}) {info.error}")
                 continue
-            if ep.name in self.infos:  # same plugin visible twice on sys.path
-                continue
-            version = ep.dist.version if ep.dist else "?"
-            info = PluginInfo(ep.name, version, ep.value)
             self.infos[ep.name] = info
-            try:
-                module = ep.load()
-                self.pm.register(module, name=ep.name)
-            except Exception as exc:  # one broken plugin must not break the CLI
-                info.error = f"{type(exc).__name__}: {exc}"
-                print(f"Warning: plugin {ep.name!r} failed to load: {info.error}", file=sys.stderr)
-                continue
-            self._collect(ep.name, module)
+            problems: list[str] = []
+            with _guarded():
+                try:
+                    module = ep.load()
+                    self.pm.register(module, name=ep.name)
+                except BaseException as exc:  # SystemExit, KeyboardInterrupt from a plugin too
+                    if fastexit.is_signal(exc):
+                        raise
+                    problems.append(f"failed to load: {_describe(exc)}")
+                else:
+                    problems += self._collect(ep.name, module)
+            self._report(info, problems)
 
     def register_module(self, module, name: str) -> None:
         """Register an in-process plugin (tests, notebooks)."""
         self.load()
         self.pm.register(module, name=name)
-        self.infos[name] = PluginInfo(name, "local", getattr(module, "__name__", name))
-        self._collect(name, module)
+        self.infos[name] = PluginInfo(name, "local", getattr(module, "__name__", name), distribution="local")
+        with _guarded():
+            problems = self._collect(name, module)
+        self._report(self.infos[name], problems)
 
-    def _collect(self, plugin_name: str, module) -> None:
-        info = self.infos[plugin_name]
+    def _report(self, info: PluginInfo, problems: list[str]) -> None:
+        if problems:
+            info.error = "; ".join(dict.fromkeys(problems))
+            _warn(f"plugin {info.name!r} {info.error}")
+
+    def _collect(self, plugin_name: str, module) -> list[str]:
+        """Call the plugin's hooks; keep what each hook registered only if the hook returned.
+        Returns the problems, one phrase each."""
+        problems: list[str] = []
         for family, hook in FAMILIES.items():
             impl = getattr(module, hook, None)
             if impl is None:
                 continue
+            offered: list[tuple[object, object]] = []
 
-            def register(cls, name: str | None = None, _family=family):
-                key = name or getattr(cls, "name", None)
-                if not key:
-                    raise SercliError(f"Plugin {plugin_name!r} registered {cls!r} without a name")
-                table = self.classes[_family]
-                if key in table and table[key][1] != plugin_name:
-                    raise SercliError(
-                        f"{FAMILY_WORDS[_family].capitalize()} {key!r} is registered by both "
-                        f"{table[key][1]!r} and {plugin_name!r}; uninstall one of them"
-                    )
-                table[key] = (cls, plugin_name)
-                info.registered.setdefault(_family, []).append(key)
+            def register(cls, name=None, _offered=offered) -> None:
+                _offered.append((cls, name))
 
             try:
                 impl(register=register)
-            except SercliError:
-                raise
-            except Exception as exc:
-                info.error = f"{hook}: {type(exc).__name__}: {exc}"
-                print(f"Warning: plugin {plugin_name!r} failed in {hook}: {exc}", file=sys.stderr)
+            except BaseException as exc:
+                if fastexit.is_signal(exc):
+                    raise
+                problems.append(f"failed in {hook}: {_describe(exc)}")
+                continue
+            for cls, name in offered:
+                problem = self._add(plugin_name, family, cls, name)
+                if problem:
+                    problems.append(problem)
+        return problems
+
+    def _add(self, plugin_name: str, family: str, cls, name) -> str | None:
+        """Register one class, or say in a phrase why not."""
+        word = FAMILY_WORDS[family]
+        if not isinstance(cls, type):
+            return f"registered {_short(cls)} as {_a(word)}, but it is not a class; ignored"
+        import sercli.base
+
+        base = getattr(sercli.base, FAMILY_BASES[family])
+        if not issubclass(cls, base):
+            return f"registered {cls.__name__} as {_a(word)}, but it does not subclass sercli.base.{base.__name__}; ignored"
+        key = name if name is not None else getattr(cls, "name", None)
+        if not isinstance(key, str) or not key.strip():
+            return f"registered {word} {cls.__name__} without a name; ignored"
+        table = self.classes[family]
+        if key in table:
+            owner = table[key][1]
+            if owner == plugin_name:
+                return f"registered {word} {key!r} twice; the first is kept"
+            whose = "built-in plugin" if self.infos[owner].distribution == BUILTIN_DIST else "plugin"
+            return f"registered {word} {key!r}, which {whose} {owner!r} already registered; ignored"
+        table[key] = (cls, plugin_name)
+        self.infos[plugin_name].registered.setdefault(family, []).append(key)
+        return None
+
+
+def _dist_name(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    name = getattr(dist, "name", None) if dist is not None else None
+    return name.lower().replace("_", "-") if name else "?"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiouAEIOU' or word.startswith('LLM') else 'a'} {word}"
+
+
+def _short(obj) -> str:
+    text = " ".join(repr(obj).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _warn(msg: str) -> None:
+    try:
+        print(f"Warning: {msg}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+@contextmanager
+def _guarded():
+    """Run plugin code with stdout pointing at stderr: ``print`` and ``sys.stdout`` (flushed
+    here, while file descriptor 1 is still stderr), writes to descriptor 1 (subprocesses,
+    C code, ``os.write``) and C stdio's buffer. A plugin that replaces ``sys.stdout``,
+    closes descriptor 1 or installs its own handler for Ctrl-C gets them put back."""
+    handlers = fastexit.saved_handlers()
+    stdout = sys.stdout
+    _flush(stdout)
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1: nothing to protect there
+        saved = None
+    else:
+        try:
+            os.dup2(2, 1)
+        except OSError:
+            os.close(saved)
+            saved = None
+    try:
+        yield
+    finally:
+        if sys.stdout is not stdout:
+            _flush(sys.stdout)
+            sys.stdout = stdout
+        _flush(stdout)
+        _flush_c_stdio()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+        fastexit.restore_handlers(handlers)
+
+
+def _flush(stream) -> None:
+    try:
+        stream.flush()
+    except Exception:
+        pass
+
+
+def _flush_c_stdio() -> None:
+    """A C extension's printf sits in C stdio's buffer: flush it while it goes to stderr."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except Exception:
+        pass
 
 
 _registry: _Registry | None = None

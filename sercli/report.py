@@ -47,6 +47,8 @@ def aggregate(results, labels: list[str], strategy: dict[str, Any], protocol: st
         jobs.append({
             "name": job["name"], "fold": job["fold"], "seed": job["seed"], "n": metrics["n"],
             **{m: metrics[m] for m in METRICS}, "test_hash": _test_hash(predictions),
+            # emotions without test items: UA and macro-F1 of this job average over the others
+            "classes_absent": metrics.get("classes_absent", []),
         })
         y_true += [index[p["emotion"]] for p in predictions]
         y_pred += [index[p["predicted"]] for p in predictions]
@@ -144,7 +146,10 @@ def aggregate_table(agg: dict[str, Any], title: str):
     for col in ("fold", "seed", "n", "WA", "UA", "macro-F1"):
         jobs.add_column(col, justify="right")
     for j in agg["jobs"]:
-        jobs.add_row(j["fold"], str(j["seed"]), str(j["n"]), f"{j['WA']:.4f}", f"{j['UA']:.4f}", f"{j['macro_F1']:.4f}")
+        mark = "*" if j.get("classes_absent") else ""
+        jobs.add_row(j["fold"] + mark, str(j["seed"]), str(j["n"]), f"{j['WA']:.4f}", f"{j['UA']:.4f}", f"{j['macro_F1']:.4f}")
+    if any(j.get("classes_absent") for j in agg["jobs"]):
+        jobs.caption = "* the test part lacks some emotions: UA and macro-F1 average over those it has"
     summ = Table(title=f"{agg['n_folds']} folds x {len(agg['seeds'])} seeds")
     for col in ("", "mean", "std", "95% CI"):
         summ.add_column(col, justify="right")

@@ -8,8 +8,11 @@ curves.png and test.jsonl (its held-out records). Layouts:
     RUN/run.json              several jobs (--cv and/or --seeds): RUN/fold-XX-seed-Y/ each
     RUN/sweep.json            a --sweep: RUN/KEY=VALUE/ each a run of one of the above kinds
 
-`evaluate_run` predicts every job's test part and writes RUN/metrics.json: mean, std and a 95%
-confidence interval over folds x seeds, and the metrics of all test predictions pooled.
+`train` builds the run in a temporary sibling folder and renames it into place when every job
+is trained and evaluated (`sercli.runfolder.staged`); `evaluate_run` then writes RUN/metrics.json:
+mean, std and a 95% confidence interval over folds x seeds, and the metrics of all test
+predictions pooled. Later commands never write into a run folder: `eval` prints, or writes to
+its own --out folder.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sercli.cv import Fold, check_speakers, drop_leaking, speaker, split_val
+from sercli.cv import Fold, absent_warning, check_fold, check_speakers, drop_leaking, speaker, split_val
 from sercli.errors import SercliError
+from sercli.fsutil import atomic_write_text, safe_name
 from sercli.log import info, warn
+from sercli.runfolder import RUN_FILE, SWEEP_FILE, child, jobs_of, kind, sweep_runs  # noqa: F401 (API)
 
-RUN_FILE = "run.json"
-SWEEP_FILE = "sweep.json"
 Record = dict[str, Any]
+Splits = dict[tuple[int, int], tuple[list[Record], list[Record]]]
 
 
 @dataclass
@@ -48,21 +52,34 @@ class Plan:
     val_fraction: float = 0.2
     inputs: list[str] = field(default_factory=list)
     allow_speaker_overlap: bool = False
+    splits: Splits | None = None  # (fold index, seed) -> (train, val), from `plan_splits`
 
     def single(self) -> bool:
         return self.protocol == "holdout" and len(self.folds) == 1 and len(self.seeds) == 1
 
 
 def select_labels(records: list[Record], classes: list[str]) -> tuple[list[str], list[Record]]:
-    """The emotions to learn (``classes`` or all, sorted) and the records that have one."""
+    """The emotions to learn (``classes`` or all, sorted) and the records that have one.
+
+    Refuses what cannot make a classifier: no records, fewer than two emotions, or a
+    requested emotion that no record has."""
+    if not records:
+        raise SercliError("no training records: the input is empty")
     present = sorted({r["emotion"] for r in records})
+    classes = list(dict.fromkeys(classes))
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise SercliError(
+            f"--classes: no records of {', '.join(repr(c) for c in missing)} (the records have {', '.join(present)})"
+        )
     labels = classes or present
+    if len(labels) < 2:
+        how = "--classes gives" if classes else "the records have"
+        raise SercliError(f"{how} a single emotion ({labels[0]!r}): a classifier needs at least two")
     unknown = sorted(set(present) - set(labels))
-    if unknown and classes:
+    if unknown:
         warn(f"ignoring records with emotions outside --classes: {', '.join(unknown)}")
     kept = [r for r in records if r["emotion"] in labels]
-    if not kept:
-        raise SercliError(f"no records with emotions {', '.join(labels)}")
     return labels, kept
 
 
@@ -97,27 +114,44 @@ def grid(tune: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 # -- training -----------------------------------------------------------------------------------
 
-def clear_markers(out: Path) -> None:
-    """Forget what an earlier run in the same folder was, so its kind is not mistaken."""
-    for name in (RUN_FILE, SWEEP_FILE, "metrics.json"):
-        (Path(out) / name).unlink(missing_ok=True)
+def plan_splits(plan: Plan) -> Splits:
+    """Every fold x seed's (train, val), checked before the first minute of training: a fold that
+    cannot learn every emotion or choose fairly is refused; what only narrows its numbers
+    (a test part without some emotion) is warned about once."""
+    splits: Splits = {}
+    warnings: list[str] = []
+    for i, fold in enumerate(plan.folds):
+        for seed in plan.seeds:
+            train, val = split_val(fold, plan.val_fraction, seed)
+            check_speakers(train + val, fold.test, plan.allow_speaker_overlap, fold.name)
+            warnings += check_fold(fold, train, val, plan.labels, seed)
+            splits[(i, seed)] = (train, val)
+    for message in dict.fromkeys(warnings):
+        warn(message)
+    return splits
 
 
-def run_plan(plan: Plan, out: Path) -> dict[str, Any] | None:
-    """Train every fold x seed into ``out``; then evaluate the test parts (if any)."""
+def job_name(fold: Fold, seed: int) -> str:
+    return safe_name(f"{fold.name}-seed-{seed}")
+
+
+def run_plan(plan: Plan, out: Path, name: str | None = None) -> dict[str, Any] | None:
+    """Train every fold x seed into the (new, empty) folder ``out``; then evaluate the test
+    parts (if any). ``name``: what the run will be called once in place (for titles)."""
     from sercli.data import feature_meta
 
     out = Path(out)
-    clear_markers(out)
     # One feature kind for everything, checked before the first minute of training.
     feature_meta([r for f in plan.folds for r in f.pool + f.test + (f.val or [])] + plan.synthetic)
+    splits = plan.splits or plan_splits(plan)
     resolved = _resolved(plan)
     jobs = []
-    for fold in plan.folds:
+    for i, fold in enumerate(plan.folds):
         for seed in plan.seeds:
-            name = "." if plan.single() else f"{fold.name}-seed-{seed}"
-            summary = train_job(plan, fold, seed, out / name, resolved)
-            jobs.append({"name": name, "fold": fold.name, "seed": seed, **summary})
+            job = "." if plan.single() else job_name(fold, seed)
+            job_dir = out if job == "." else child(out, job)
+            summary = train_job(plan, fold, seed, job_dir, resolved, splits[(i, seed)])
+            jobs.append({"name": job, "fold": fold.name, "seed": seed, **summary})
             info(
                 f"{fold.name} ({fold.description}) seed {seed}: {summary['n_train']} real + "
                 f"{summary['n_synthetic']} synthetic, validation UA {summary['val_UA']:.4f}"
@@ -136,9 +170,9 @@ def run_plan(plan: Plan, out: Path) -> dict[str, Any] | None:
             "jobs": jobs,
             **resolved,
         }
-        (out / RUN_FILE).write_text(json.dumps(manifest, indent=2))
+        atomic_write_text(out / RUN_FILE, json.dumps(manifest, indent=2))
     if any(f.test for f in plan.folds):
-        return evaluate_run(out)
+        return evaluate_run(out, write_to=out, name=name, warn_absent=False)
     return None
 
 
@@ -157,15 +191,16 @@ def _resolved(plan: Plan) -> dict[str, Any]:
     }
 
 
-def train_job(plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, Any]) -> dict[str, Any]:
+def train_job(
+    plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, Any], split: tuple[list[Record], list[Record]]
+) -> dict[str, Any]:
     """Train one fold with one seed (choosing among --tune values by validation UA)."""
     from sercli import plugins as pl
     from sercli.data import Examples, feature_meta
     from sercli.report import training_curves
     from sercli.train import Trainer, save_model
 
-    train, val = split_val(fold, plan.val_fraction, seed)
-    check_speakers(train + val, fold.test, plan.allow_speaker_overlap, fold.name)
+    train, val = split
     synthetic, leaked = drop_leaking(plan.synthetic, fold.test)
     if leaked:
         warn(f"{fold.name}: dropped {len(leaked)} synthetic utterances whose text is a test transcript")
@@ -213,7 +248,7 @@ def train_job(plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, 
         **{k: v for k, v in resolved.items() if k not in ("train", "strategy")},
     }
     save_model(model, out, config)
-    (out / "history.json").write_text(json.dumps(history, indent=1))
+    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
     training_curves(history, out / "curves.png", title=f"{plan.strategy} {fold.name} seed {seed}")
     _write_jsonl(out / "test.jsonl", fold.test)
     _write_jsonl(out / "leaked.jsonl", [{"id": r.get("id"), "text": r.get("text")} for r in leaked])
@@ -223,39 +258,10 @@ def train_job(plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, 
 
 def _write_jsonl(path: Path, records: list[Record]) -> None:
     if records:
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    elif path.exists():
-        path.unlink()
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 # -- evaluation ---------------------------------------------------------------------------------
-
-def kind(run: Path) -> str:
-    run = Path(run)
-    if (run / SWEEP_FILE).exists():
-        return "sweep"
-    if (run / RUN_FILE).exists():
-        return "cv"
-    if (run / "config.json").exists():
-        return "single"
-    raise SercliError(f"{run} is not a sercli run folder (no config.json, {RUN_FILE} or {SWEEP_FILE})")
-
-
-def jobs_of(run: Path) -> list[dict[str, Any]]:
-    """[{"name", "fold", "seed", "dir"}] of a run folder (not a sweep)."""
-    run = Path(run)
-    if kind(run) == "cv":
-        manifest = json.loads((run / RUN_FILE).read_text())
-        return [{**j, "dir": run / j["name"]} for j in manifest["jobs"]]
-    config = json.loads((run / "config.json").read_text())
-    return [{"name": ".", "fold": config.get("fold", {}).get("name", "fold-00"),
-             "seed": config["train"]["seed"], "dir": run}]
-
-
-def sweep_runs(run: Path) -> list[Path]:
-    manifest = json.loads((Path(run) / SWEEP_FILE).read_text())
-    return [Path(run) / name for name in manifest["runs"]]
-
 
 def evaluate_job(job_dir: Path, records: list[Record] | None = None, allow_overlap: bool = False):
     """(metrics, predictions) of one job on ``records`` (default: its own test part)."""
@@ -274,6 +280,8 @@ def evaluate_job(job_dir: Path, records: list[Record] | None = None, allow_overl
         records = read_records(default)
         # the run's own test part: overlapping speakers were allowed explicitly at training time
         allow_overlap = allow_overlap or config.get("allow_speaker_overlap", False)
+    if not records:
+        raise SercliError(f"{job_dir}: no test records to evaluate")
     if feature_meta(records) != config["features"]:
         raise SercliError("the test records' features were extracted with other settings than the model's")
     seen = [{"speaker": s} for s in config["speakers"]["train"] + config["speakers"]["val"]]
@@ -305,22 +313,45 @@ def _predictor(config: dict[str, Any], labels: list[str]):
     return Trainer(TrainConfig(**{**known, "device": "cpu"}), labels)
 
 
-def evaluate_run(run: Path, records: list[Record] | None = None, allow_overlap: bool = False) -> dict[str, Any]:
-    """Evaluate every job of a run; write per-job and aggregate reports; return the aggregate."""
+def evaluate_run(
+    run: Path, records: list[Record] | None = None, allow_overlap: bool = False, *,
+    write_to: Path | None = None, name: str | None = None, warn_absent: bool = True,
+) -> dict[str, Any]:
+    """Evaluate every job of a run and return the aggregate. Nothing is written unless
+    ``write_to`` is given (a folder outside the run, or the run being built by `train`):
+    then metrics.json, confusion.png and per job predictions.jsonl (and metrics.json)."""
     from sercli.report import aggregate, confusion_png
 
     run = Path(run)
     jobs = jobs_of(run)
     results = []
+    config = None
     for job in jobs:
         metrics, predictions = evaluate_job(job["dir"], records, allow_overlap)
-        _write_jsonl(job["dir"] / "predictions.jsonl", predictions)
-        if job["dir"] != run:
-            (job["dir"] / "metrics.json").write_text(json.dumps(metrics, indent=2))
         results.append((job, metrics, predictions))
-    config = json.loads((jobs[0]["dir"] / "config.json").read_text())
+        if config is None:
+            from sercli.train import load_config
+
+            config = load_config(job["dir"])
+    absent = {}
+    for job, metrics, _ in results:
+        if metrics["classes_absent"]:
+            absent.setdefault(tuple(metrics["classes_absent"]), []).append(job["fold"])
+    if warn_absent:
+        for missing, folds in absent.items():
+            where = "the test records" if records is not None else "the test part of " + ", ".join(dict.fromkeys(folds))
+            warn(absent_warning(where, set(missing), set(config["labels"]) - set(missing)))
     agg = aggregate(results, labels=config["labels"], strategy=config["strategy"],
-                    protocol=config.get("fold", {}).get("protocol", "holdout"))
-    (run / "metrics.json").write_text(json.dumps(agg, indent=2))
-    confusion_png(agg["pooled"], run / "confusion.png", title=f"{run.name}: pooled test predictions")
+                    protocol=(config.get("fold") or {}).get("protocol", "holdout"))
+    if write_to is not None:
+        write_to = Path(write_to)
+        for job, metrics, predictions in results:
+            dest = write_to if job["name"] == "." else child(write_to, job["name"])
+            dest.mkdir(parents=True, exist_ok=True)
+            _write_jsonl(dest / "predictions.jsonl", predictions)
+            if dest != write_to:
+                atomic_write_text(dest / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write_text(write_to / "metrics.json", json.dumps(agg, indent=2))
+        title = f"{name or run.name}: pooled test predictions"
+        confusion_png(agg["pooled"], write_to / "confusion.png", title=title)
     return agg

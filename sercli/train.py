@@ -214,23 +214,59 @@ class Trainer:
 def save_model(model: Head, run_dir: Path, config: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
+    from sercli.fsutil import atomic_write_text
+
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(run_dir / "model.safetensors"))
-    (run_dir / "config.json").write_text(json.dumps({"head": model.config, **config}, indent=2))
+    atomic_write_text(run_dir / "config.json", json.dumps({"head": model.config, **config}, indent=2))
+
+
+# What every stage reads from a job's config.json (a file without them is damaged).
+CONFIG_KEYS = ("head", "labels", "features", "train", "speakers", "strategy")
+
+
+def load_config(run_dir: Path) -> dict[str, Any]:
+    """A job's config.json, or one line naming the file when it is missing or damaged."""
+    from sercli.errors import SercliError
+    from sercli.runfolder import damaged, read_json
+
+    cfg_path = Path(run_dir) / "config.json"
+    if not cfg_path.exists():
+        raise SercliError(f"{run_dir} is not a sercli run folder (no config.json): run `sercli train` first")
+    config = read_json(cfg_path)
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing:
+        raise damaged(cfg_path, f"no {', '.join(missing)}")
+    if not isinstance(config["labels"], list) or not isinstance(config["head"], dict):
+        raise damaged(cfg_path, "labels or head of the wrong type")
+    return config
 
 
 def load_model(run_dir: Path) -> tuple[Head, dict[str, Any]]:
     from safetensors.torch import load_file
 
     from sercli.errors import SercliError
+    from sercli.guards import check_weights
+    from sercli.runfolder import damaged
 
-    cfg_path = Path(run_dir) / "config.json"
-    if not cfg_path.exists():
-        raise SercliError(f"{run_dir} is not a sercli run folder (no config.json): run `sercli train` first")
-    config = json.loads(cfg_path.read_text())
-    model = Head(**config["head"])
-    model.load_state_dict(load_file(str(Path(run_dir) / "model.safetensors")))
+    config = load_config(run_dir)
+    try:
+        model = Head(**config["head"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise damaged(Path(run_dir) / "config.json", f"its head does not describe a model: {exc}") from None
+    weights = Path(run_dir) / "model.safetensors"
+    if not weights.exists():
+        raise SercliError(f"{weights}: no such file; train the run again")
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors reports a torn file as its own error type
+        raise damaged(weights, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise damaged(weights, f"its weights do not fit the head in config.json: {str(exc).splitlines()[0]}") from None
+    check_weights(model, run_dir)  # a model trained on NaN (by an older sercli) predicts nothing
     model.eval()
     return model, config
 

@@ -48,8 +48,10 @@ def test_given_splits():
     (fold,) = make_folds(recs, "field:split")
     assert speakers(fold.test) == {"spk0"} and speakers(fold.val) == {"spk1"}
     assert split_val(fold, 0.2, 0) == (fold.pool, fold.val)  # a given validation part is kept
-    by_fold = make_folds(recs, "field:fold")
-    assert [f.description for f in by_fold] == ["fold=0", "fold=1"]
+    by_fold = make_folds(recs, "loo:fold")  # leave one value out: asked for by name
+    assert [f.description for f in by_fold] == ["fold 0", "fold 1"]
+    with pytest.raises(SercliError, match="only with split names.*loo:fold"):
+        make_folds(recs, "field:fold")
 
 
 def test_folds_that_share_speakers_are_refused_unless_allowed():
@@ -110,3 +112,71 @@ def test_synthetic_text_that_is_a_test_transcript_is_dropped():
     assert [r["id"] for r in dropped] == ["a", "c"]
     assert [r["id"] for r in kept] == ["b", "d"]
     assert drop_leaking(synthetic, [{"speaker": "x"}]) == (synthetic, [])
+
+
+def test_validation_split_keeps_every_emotion_in_training():
+    """Only spk0 says 'sad': no seed may move all of it into the validation part."""
+    from sercli.cv import Fold
+
+    pool = [{"id": f"{s}-{k}", "speaker": f"spk{s}",
+             "emotion": (("angry", "happy", "sad") if s == 0 else ("angry", "happy"))[k % (3 if s == 0 else 2)]}
+            for s in range(3) for k in range(6)]
+    fold = Fold("fold-00", "test", pool, [])
+    for seed in range(10):
+        train, val = split_val(fold, 0.2, seed)
+        assert {r["emotion"] for r in train} == {"angry", "happy", "sad"}, seed
+        assert not speakers(train) & speakers(val)
+
+
+def test_official_partition_names():
+    from sercli.cv import split_role
+
+    for name in ("Train", "training", " TRAIN "):
+        assert split_role(name) == "train"
+    for name in ("Development", "dev", "val", "Valid", "validation"):
+        assert split_role(name) == "val"
+    for name in ("Test1", "Test2", "test3", "test", "Eval", "evaluation", "test_1"):
+        assert split_role(name) == "test"
+    for name in ("ses1", "0", "holdout", "spk3", "Session1", "attest"):
+        assert split_role(name) is None
+
+
+def test_msp_podcast_partitions_give_one_fold_per_test_partition():
+    """Train trains, Development validates, Test1 and Test2 are two folds; no test record trains."""
+    recs = records(n_speakers=6)
+    names = ["Train", "Train", "Development", "Test1", "Test2", "test2"]  # any case
+    for r in recs:
+        r["split"] = names[int(r["speaker"][3:])]
+    folds = make_folds(recs, "field:split")
+    assert [f.description for f in folds] == ["split=Test1", "split=Test2/test2"]
+    for fold, tested in zip(folds, ({"spk3"}, {"spk4", "spk5"})):
+        assert speakers(fold.test) == tested
+        assert speakers(fold.pool) == {"spk0", "spk1"} and speakers(fold.val) == {"spk2"}
+        assert split_val(fold, 0.2, 0) == (fold.pool, fold.val)
+
+
+def test_partitions_cannot_be_left_out_in_turn():
+    recs = records(n_speakers=4)
+    names = ["Train", "Development", "Test1", "Test2"]
+    for r in recs:
+        r["split"] = r["session"] = names[int(r["speaker"][3:])]  # as MSP-Podcast manifests had it
+    for spec in ("loso-session", "loo:split"):
+        with pytest.raises(SercliError, match="train on test partitions.*field:"):
+            make_folds(recs, spec)
+    assert len(make_folds(recs, "loo:speaker")) == 4  # an explicit leave-one-value-out on other values
+
+
+def test_fields_that_are_not_partitions_are_refused():
+    recs = records(n_speakers=4)
+    for r in recs:
+        r["split"] = {"spk0": "Test1", "spk1": "holdout"}.get(r["speaker"], "Train")
+        r["only_train"] = "train"
+        r["no_train"] = "dev" if r["speaker"] == "spk0" else "test"
+    with pytest.raises(SercliError, match="mixes partition names .*holdout.*only with split names.*loo:split"):
+        make_folds(recs, "field:split")
+    with pytest.raises(SercliError, match="not partition names.*only with split names.*loo:session"):
+        make_folds(recs, "field:session")
+    with pytest.raises(SercliError, match="no test partition"):
+        make_folds(recs, "field:only_train")
+    with pytest.raises(SercliError, match="no training partition"):
+        make_folds(recs, "field:no_train")

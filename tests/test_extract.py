@@ -93,11 +93,15 @@ def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
 
     out = run_cli(*args, check=True)
     assert f"Resuming: {done_before} of 60" in out.stderr
-    ids = [json.loads(line)["id"] for line in out.stdout.splitlines()]
+    written = [json.loads(line) for line in out.stdout.splitlines()]
+    ids = [r["id"] for r in written]
     assert ids == [r["id"] for r in recs]  # every record once, in input order
+    # each record's features are keyed by its id and its audio
+    stored = {r["id"]: r["features"]["key"] for r in written}
+    assert all(key.startswith(f"{rid}#") for rid, key in stored.items())
     # the index names each key once, every shard is whole, no temp files are left
     keys = [json.loads(line)["key"] for line in index.read_text().splitlines()]
-    assert sorted(keys) == sorted(ids)
+    assert sorted(keys) == sorted(stored.values())
     assert not list(store.glob(".*.tmp"))
     from safetensors import safe_open
 
@@ -112,7 +116,7 @@ def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
     fs = FeatureStore(store)
     for rec in recs[::7]:
         expected = extract_waveform(backbone, load_audio(rec["audio"]), cfg)
-        np.testing.assert_allclose(fs.get(rec["id"]), expected, atol=1e-5)
+        np.testing.assert_allclose(fs.get(stored[rec["id"]]), expected, atol=1e-5)
 
 
 def test_long_resampled_recording_is_chunked_to_the_full_frame_count(tiny, tmp_path):

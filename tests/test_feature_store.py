@@ -71,3 +71,19 @@ def test_one_writer_at_a_time(tmp_path):
     finally:
         first.close()
     FeatureStore(tmp_path).writer().close()  # released
+
+
+def test_only_finite_numbers_are_stored(tmp_path):
+    """The writer refuses NaN and infinity (one record's error, see sercli.extract), and its
+    index rows say their values are finite, so training need not read them to check."""
+    from sercli.errors import RecordError
+
+    with FeatureStore(tmp_path).writer() as w:
+        for bad in (np.nan, np.inf):
+            x = np.ones((1, 2, 4), np.float16)
+            x[0, 1, 2] = bad
+            with pytest.raises(RecordError, match="non-finite"):
+                w.add("bad", x)
+        w.add("good", np.ones((1, 2, 4), np.float16))
+    index = FeatureStore(tmp_path).index()
+    assert set(index) == {"good"} and index["good"]["finite"] is True

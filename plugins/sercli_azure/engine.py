@@ -6,6 +6,7 @@ import os
 import random
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -122,6 +123,16 @@ class AzureTTS(TTSEngine):
             f"{subject} {emotion!r}: no {'/'.join(expr.styles)} style, and Azure would silently speak "
             f"it neutrally. Voices with that style: {', '.join(able) or 'none known'}{hint}"
         )
+
+    def identity(self) -> dict:
+        """What decides the audio besides text, emotion and voice (the key of cached audio, so a
+        paid utterance is never requested twice): the styles, not the pool, region or retries."""
+        opts = self.options
+        tables = repr((sorted(self.expressions.items()), sorted((v, sorted(s)) for v, s in VOICE_STYLES.items())))
+        return {
+            "plugin": self.name, "styles": zlib.crc32(tables.encode()), "on_unsupported": opts.on_unsupported,
+            "language": opts.language, "endpoint": opts.endpoint,
+        }
 
     # -- cost --------------------------------------------------------------------------------
     def estimate(self, text: str) -> dict[str, int]:
@@ -245,5 +256,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
     so a killed run never leaves half a file that a resumed run would trust."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -6,8 +6,11 @@ Layout read here::
     Audios/MSP-PODCAST_0002_0033.wav   (``Audio/`` in older releases)
     Transcripts/MSP-PODCAST_0002_0033.txt   (where the release has them)
 
-``Split_Set`` is the official partition (Train, Development, Test1, Test2); it is kept as
-``split`` and also as ``session``, so per-session tools see the official partitions.
+``Split_Set`` is the official partition (Train, Development, Test1, Test2, and Test3 in newer
+releases); it is kept as ``split``, for `sercli train --cv field:split` (train on Train,
+validate on Development, one fold per test partition). MSP-Podcast has no sessions, so
+``session`` is left out: leaving one "session" out in turn would otherwise train on the test
+partitions.
 """
 
 from __future__ import annotations
@@ -77,7 +80,6 @@ class MspPodcast(Corpus):
                 "emotion": RAW_LABELS.get(code, "other"),
                 "raw_label": code,
                 "speaker": None if speaker.lower() in ("", "unknown") else speaker,
-                "session": split,
                 "gender": GENDERS.get(row["Gender"].lower()),
                 "transcript": transcript.read_text(encoding="utf-8", errors="replace").strip()
                 if transcript.is_file()

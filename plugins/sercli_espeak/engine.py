@@ -99,6 +99,19 @@ class EspeakEngine(TTSEngine):
 
         return {**super().provenance(), "espeakng_loader": version("espeakng-loader")}
 
+    def identity(self) -> dict:
+        """What decides the audio of an utterance besides its text, emotion and voice (the key
+        of cached audio): not the voice pool, but the prosody rules and the library version."""
+        from importlib.metadata import version
+
+        return {
+            "plugin": self.name,
+            "prosody": self.options.prosody,
+            "voice_variation": self.options.voice_variation,
+            "rules": zlib.crc32(repr(sorted(PROSODY.items())).encode()),
+            "espeakng_loader": version("espeakng-loader"),
+        }
+
     @staticmethod
     def _rules(emotion: str) -> Prosody:
         if emotion not in PROSODY:

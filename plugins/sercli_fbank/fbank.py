@@ -3,6 +3,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from sercli.base import Backbone, Options
+from sercli.errors import RecordError
+
+N_FFT = 400  # 25 ms at 16 kHz
 
 
 class Fbank(Backbone):
@@ -18,7 +21,7 @@ class Fbank(Backbone):
         import torchaudio
 
         self._mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=self.sample_rate, n_fft=400, win_length=400, hop_length=160,
+            sample_rate=self.sample_rate, n_fft=N_FFT, win_length=N_FFT, hop_length=160,
             n_mels=self.options.n_mels,
         ).to(device)
 
@@ -28,6 +31,10 @@ class Fbank(Backbone):
 
         outs = []
         for wav in wavs:  # cheap per item; batching buys nothing for an FFT front end
+            if len(wav) <= N_FFT // 2:  # the centred first window reflects half a window
+                ms = 1000 / self.sample_rate
+                raise RecordError(f"audio is too short for fbank ({len(wav) * ms:.1f} ms; it needs more than "
+                                  f"{N_FFT // 2 * ms:.1f} ms)")
             x = torch.from_numpy(wav).to(device)
             feats = torch.log(self._mel(x) + 1e-6).T  # (frames, n_mels)
             if self.options.deltas:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -68,6 +69,17 @@ class OpenAITTS(TTSEngine):
         out = super().provenance()
         out["options"]["base_url"] = public_url(self.options.base_url)
         return out
+
+    def identity(self) -> dict:
+        """What decides the audio besides text, emotion and voice (the key of cached audio, so a
+        paid utterance is never requested twice): not the pool, the concurrency or the retries."""
+        opts = self.options
+        return {
+            "plugin": self.name, "model": opts.model, "base_url": self.conn.base_url,
+            "instructions": opts.instructions or zlib.crc32(repr(sorted(TONES.items())).encode()),
+            "speed": opts.speed, "response_format": opts.response_format,
+            "pcm_sample_rate": opts.pcm_sample_rate if opts.response_format == "pcm" else None,
+        }
 
     def voices(self, emotion: str | None = None) -> list[str]:
         return list(self._voices)  # every voice takes every tone instruction

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+
 from sercli.base import Backbone
+from sercli.errors import RecordError
 
 
 class _Smile(Backbone):
@@ -21,7 +26,15 @@ class _Smile(Backbone):
 
         outs = []
         for wav in wavs:
-            row = self._smile.process_signal(wav, self.sample_rate).to_numpy()[0]
+            with warnings.catch_warnings():  # "Segment too short, filling with NaN": said below
+                warnings.simplefilter("ignore", UserWarning)
+                row = self._smile.process_signal(wav, self.sample_rate).to_numpy()[0]
+            bad = int((~np.isfinite(row)).sum())
+            if bad:  # openSMILE gives NaN functionals for clips shorter than its ~60 ms windows
+                ms = len(wav) * 1000 / self.sample_rate
+                why = " (too short: openSMILE needs about 60 ms)" if ms < 100 else ""
+                raise RecordError(f"non-finite features: openSMILE gives {bad} of {len(row)} {self.feature_set} "
+                                  f"functionals as NaN or infinity for this {ms:.0f} ms clip{why}")
             outs.append(torch.from_numpy(row.astype("float32")).view(1, 1, -1))
         return outs
 

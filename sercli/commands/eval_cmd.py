@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -27,17 +27,26 @@ def evaluate(
     allow_speaker_overlap: Annotated[
         bool, typer.Option("--allow-speaker-overlap", help="Evaluate on speakers seen in training.")
     ] = False,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Folder for metrics.json, confusion.png and predictions (outside the run)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")] = False,
 ) -> None:
     """Evaluate a run (every fold and seed of a cross-validation); JSON on stdout.
 
-    Writes RUN/metrics.json (per-class recall, confusion matrix, mean/std/95% CI over folds x
-    seeds and pooled WA/UA), RUN/confusion.png, and per job predictions.jsonl.
+    The run folder is never changed (`sercli train` wrote its metrics). With --out DIR, the
+    evaluation is also written there: DIR/metrics.json (per-class recall, confusion matrix,
+    mean/std/95% CI over folds x seeds and pooled WA/UA), DIR/confusion.png and per job
+    predictions.jsonl.
     """
     from sercli.records import read_many
     from sercli.report import aggregate_table
     from sercli.runs import evaluate_run, kind, sweep_runs
 
     if compare:
+        if out is not None:
+            raise SercliError("--compare prints its table and JSON only: drop --out")
         runs: list[Path] = []
         for p in paths:
             runs += sweep_runs(Path(p)) if kind(Path(p)) == "sweep" else [Path(p)]
@@ -46,15 +55,33 @@ def evaluate(
         _print_compare([(str(r), evaluate_run(r, allow_overlap=allow_speaker_overlap)) for r in runs])
         return
     run = Path(paths[0])
-    records = read_many(paths[1:], required=("emotion", "features")) if paths[1:] else None
     if kind(run) == "sweep":
-        if records is not None:
-            raise SercliError(f"{run} is a sweep: evaluate its runs one by one on other records")
+        if paths[1:] or out is not None:
+            raise SercliError(f"{run} is a sweep: evaluate its runs one by one (on other records, or with --out)")
         _print_compare([(str(r), evaluate_run(r, allow_overlap=allow_speaker_overlap)) for r in sweep_runs(run)])
         return
-    agg = evaluate_run(run, records, allow_speaker_overlap)
-    console.print(aggregate_table(agg, title=f"Evaluation of {run}"))
-    print(json.dumps({"run": str(run), **agg}))
+    if out is not None:
+        _check_outside(run, out)
+    records = read_many(paths[1:], required=("emotion", "features")) if paths[1:] else None
+    if out is None:
+        agg = evaluate_run(run, records, allow_speaker_overlap)
+    else:
+        from sercli.runfolder import check_target, is_eval_output, staged
+
+        check_target(out, overwrite, is_eval_output, "evaluation folder")
+        with staged(out, overwrite=overwrite, replaceable=is_eval_output, what="evaluation folder") as build:
+            agg = evaluate_run(run, records, allow_speaker_overlap, write_to=build, name=out.name)
+    console.print(aggregate_table(agg, title=f"Evaluation of {run}" + (f" on {', '.join(paths[1:])}" if records else "")))
+    print(json.dumps({"run": str(run), **({"records": paths[1:]} if records is not None else {}), **agg}))
+
+
+def _check_outside(run: Path, out: Path) -> None:
+    """An evaluation folder neither inside the run nor holding it."""
+    r, o = run.resolve(), out.resolve()
+    if o == r or r in o.parents:
+        raise SercliError(f"--out {out}: inside the run folder {run}; evaluations are written outside it")
+    if o in r.parents:
+        raise SercliError(f"--out {out}: holds the run folder {run}; choose a folder outside it")
 
 
 def _print_compare(results) -> None:

@@ -34,12 +34,14 @@ def extract(
 ) -> None:
     """Extract features for every record with audio; records out point into the store.
 
-    Re-running the same command skips what is already in the store (resumable).
+    Re-running the same command skips what is already in the store (resumable). Features
+    are stored by record id and audio content (sha256): audio that changed is extracted again.
     """
     from sercli.extract import (
         COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, run_extraction, start_worker_server, store_meta,
     )
     from sercli.features import FeatureStore
+    from sercli.fingerprint import audio_sha256s, ids_in_store, store_key
 
     if store_dtype is not None and store_dtype not in STORE_DTYPES:
         raise SercliError(f"--store-dtype {store_dtype!r}: expected float16 or float32")
@@ -69,28 +71,54 @@ def extract(
     start_worker_server(model, cfg)  # imports for the workers run while this process reads configs
     fs = FeatureStore(store)
     fs.init(store_meta(model, cfg))
-    todo = [(r["id"], r["audio"]) for r in records if r["id"] not in fs]
-    if len(todo) < len(records):
-        info(f"Resuming: {len(records) - len(todo)} of {len(records)} records already in {store}")
     errors: dict[str, str] = {}
 
-    def on_error(key: str, msg: str) -> None:
-        errors[key] = msg
-        warn(f"{key}: {msg} (skipped)")
+    def on_error(rid: str, msg: str) -> None:
+        errors[rid] = msg
+        warn(f"{rid}: {msg} (skipped)")
+
+    # The store key of each record: its id and its audio's content (sercli.fingerprint).
+    keys: dict[str, str] = {}
+    for rec, sha in zip(records, audio_sha256s(r["audio"] for r in records)):
+        if isinstance(sha, SercliError):
+            on_error(rec["id"], str(sha))
+        else:
+            keys[rec["id"]] = store_key(rec["id"], sha)
+    index = fs.index()
+    stored = ids_in_store(index)
+    todo, unknown = [], 0
+    for rec in records:
+        key = keys.get(rec["id"])
+        if key is None or key in index:
+            continue
+        todo.append((key, rec["audio"]))
+        before = stored.get(rec["id"], set())
+        if before - {None}:
+            warn(f"audio of {rec['id']} changed since it was extracted into {store}: extracting again")
+        elif before:
+            unknown += 1
+    if unknown:
+        warn(f"{unknown} records in {store} were extracted by an older sercli that did not record their audio: "
+             "extracting them again")
+    if len(todo) < len(keys):
+        info(f"Resuming: {len(keys) - len(todo)} of {len(records)} records already in {store}")
+    rid = {key: r for r, key in keys.items()}
 
     if todo:
         with progress() as bar:
             task = bar.add_task(f"extract ({backbone})", total=len(todo))
-            run_extraction(model, todo, fs, cfg, on_error=on_error, on_progress=lambda n: bar.advance(task, n))
+            run_extraction(model, todo, fs, cfg, on_error=lambda key, msg: on_error(rid[key], msg),
+                           on_progress=lambda n: bar.advance(task, n))
 
     index = fs.index()
     with open_writer(output) as out:
         for rec in records:
-            row = index.get(rec["id"])
+            key = keys.get(rec["id"])
+            row = index.get(key) if key is not None else None
             if row is None:
                 continue
             rec = dict(rec)
-            rec["features"] = {"store": str(Path(store).resolve()), "key": rec["id"], "shape": row["shape"]}
+            rec["features"] = {"store": str(Path(store).resolve()), "key": key, "shape": row["shape"]}
             out.write(rec)
     if errors:
         raise SercliError(f"{len(errors)} of {len(records)} records could not be extracted (see warnings above)")

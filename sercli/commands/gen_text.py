@@ -13,7 +13,7 @@ from sercli.base import parse_option_pairs
 from sercli.errors import RecordError, SercliError
 from sercli.log import info, progress, warn
 from sercli.options import Output, PluginOptions, Seed
-from sercli.records import open_writer, read_existing
+from sercli.records import open_writer, output_lock, read_existing
 
 
 def gen_text(
@@ -38,8 +38,17 @@ def gen_text(
     if not wanted:
         raise SercliError("--emotions is empty")
     llm = pl.create("llm", backend, parse_option_pairs(option))
+    prov = {**llm.provenance(), "seed": seed}
+    if dry_run:
+        _run(llm, backend, wanted, n, prov, output, seed, dry_run=True)
+    else:
+        with output_lock(output):  # a second run on the same file would write (and pay) twice
+            _run(llm, backend, wanted, n, prov, output, seed, dry_run=False)
 
+
+def _run(llm, backend: str, wanted: list[str], n: int, prov: dict, output, seed: int, dry_run: bool) -> None:
     existing = read_existing(output)
+    _check_same_settings(existing, prov, output)
     have: dict[str, list[str]] = {e: [] for e in wanted}
     seen: set[str] = set()
     for rec in existing:
@@ -62,7 +71,6 @@ def gen_text(
         )
         return
 
-    prov = llm.provenance()
     short = {e: 0 for e in wanted}
     with open_writer(output, append=True) as out, progress() as bar:
         task = bar.add_task("gen-text", total=sum(todo.values()))
@@ -106,3 +114,27 @@ def gen_text(
 
 def _norm(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+# Options that change how requests are sent, not which sentences come back.
+_OPERATIONAL = ("base_url", "max_concurrency", "timeout", "max_retries", "backoff", "max_requests")
+
+
+def _settings(prov: dict) -> dict:
+    options = {k: v for k, v in (prov.get("options") or {}).items() if k not in _OPERATIONAL}
+    return {**prov, "options": options}
+
+
+def _check_same_settings(existing: list[dict], prov: dict, output) -> None:
+    """Sentences already in ``output`` count towards N only if the same backend, options and
+    seed made them; otherwise the file would silently mix two generators."""
+    want = _settings(prov)
+    other = [r for r in existing if _settings((r.get("provenance") or {}).get("gen_text") or {}) != want]
+    if other:
+        made = (other[0].get("provenance") or {}).get("gen_text") or {}
+        seed = made.get("seed", "not recorded")
+        raise SercliError(
+            f"{output} holds {len(other)} sentences made with other settings (first: {other[0].get('id')!r}, "
+            f"backend {made.get('plugin')!r}, seed {seed}); resume with the same --backend, -O options "
+            "and --seed, or write to another -o file"
+        )

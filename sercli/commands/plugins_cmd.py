@@ -1,4 +1,4 @@
-"""`sercli plugins`: what is installed and what each plugin registered."""
+"""`sercli plugins`: what is installed, what each plugin registered, and what went wrong."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from sercli.options import JsonFlag
 def plugins(as_json: JsonFlag = False) -> None:
     """List installed plugins, their versions and what each registered."""
     reg = pl.registry()
+    # An entry point ignored because its name was taken comes just before the plugin that
+    # has the name, so that {row["name"]: row} maps each name to the plugin in use.
+    infos = [(i, 0) for i in reg.ignored] + [(i, 1) for i in reg.infos.values()]
     rows = []
-    for info in sorted(reg.infos.values(), key=lambda i: i.name):
+    for info, _ in sorted(infos, key=lambda pair: (pair[0].name, pair[1])):
         registered = {}
         for family, names in info.registered.items():
             registered[family] = [
@@ -25,6 +28,7 @@ def plugins(as_json: JsonFlag = False) -> None:
                 "name": info.name,
                 "version": info.version,
                 "module": info.module,
+                "distribution": info.distribution,
                 "registered": registered,
                 "error": info.error,
             }
@@ -32,14 +36,15 @@ def plugins(as_json: JsonFlag = False) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="sercli plugins")
     for col in ("plugin", "version", "family", "registered"):
         table.add_column(col)
     for row in rows:
-        if row["error"]:
-            table.add_row(row["name"], row["version"], "-", f"[red]failed: {row['error']}[/red]")
         for family, items in row["registered"].items():
             table.add_row(row["name"], row["version"], family, ", ".join(i["name"] for i in items))
+        if row["error"]:
+            table.add_row(row["name"], row["version"], "-", f"[red]{escape(row['error'])}[/red]")
     console.print(table)

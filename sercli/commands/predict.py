@@ -4,6 +4,7 @@ Audio goes through the same backbone, options, chunking, layers, pooling and sto
 as the model's training features (its config's ``features``: the feature store's metadata,
 replayed by sercli.extract.extract_waveform), so a prediction sees what training saw. Manifest records that already carry features of that kind
 are used as they are. A cross-validation run averages the probabilities of its fold models.
+An input whose features or probabilities are not finite numbers is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def predict(
 
     if kind(model) == "sweep":
         raise SercliError(f"{model} is a sweep: pick one of its runs")
-    models = [load_model(job["dir"]) for job in jobs_of(model)]
+    jobs = jobs_of(model)
+    models = [load_model(job["dir"]) for job in jobs]
     config = models[0][1]
     for _, c in models[1:]:
         if c["labels"] != config["labels"] or c["features"] != config["features"]:
@@ -50,6 +52,10 @@ def predict(
                 continue
             x = feats[rec["id"]]
             probs = np.mean([_probs(m, x) for m, _ in models], axis=0)
+            if not np.isfinite(probs).all():
+                warn(f"{rec['id']}: the model gives non-finite probabilities for this input (skipped)")
+                failed.add(rec["id"])
+                continue
             rec = {k: v for k, v in rec.items() if k != "features"}
             out.write({
                 **rec,
@@ -57,7 +63,7 @@ def predict(
                 "probabilities": {lab: round(float(p), 6) for lab, p in zip(labels, probs)},
             })
     if failed:
-        raise SercliError(f"{len(failed)} of {len(records)} inputs could not be read (see warnings above)")
+        raise SercliError(f"{len(failed)} of {len(records)} inputs could not be predicted (see warnings above)")
 
 
 def _read_inputs(inputs: list[str]) -> list[dict[str, Any]]:
@@ -86,15 +92,20 @@ def _features(records, meta: dict[str, Any], device: str):
 
     out: dict[str, np.ndarray] = {}
     todo = []
+    failed: set[str] = set()
     for rec in records:
         f = rec.get("features")
         if f and store_for(f["store"]).meta() == meta:
-            out[rec["id"]] = store_for(f["store"]).get(f["key"]).astype(np.float32)
+            x = store_for(f["store"]).get(f["key"]).astype(np.float32)
+            if np.isfinite(x).all():
+                out[rec["id"]] = x
+            else:  # a store written before sercli refused to store them
+                warn(f"{rec['id']}: its features in {f['store']} hold NaN or infinite values (skipped)")
+                failed.add(rec["id"])
         elif rec.get("audio"):
             todo.append(rec)
         else:
             raise SercliError(f"record {rec['id']!r}: its features are of another kind than the model's, and it has no audio")
-    failed: set[str] = set()
     if todo:
         backbone = _backbone(meta, device)
         for rec in todo:
@@ -130,7 +141,7 @@ def _extract(backbone, audio: str, meta: dict[str, Any], device: str):
 
     cfg = config_for(meta, device)
     wav = load_audio(audio, backbone.sample_rate)
-    return extract_waveform(backbone, wav, cfg).astype(np.float32)
+    return extract_waveform(backbone, wav, cfg, source=audio).astype(np.float32)
 
 
 def _probs(model, x):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -49,7 +50,8 @@ def prepare(
     """
     from sercli import plugins
     from sercli.base import parse_option_pairs
-    from sercli.records import open_writer
+    from sercli.fsutil import atomic_write_text
+    from sercli.records import RecordWriter, open_writer
     from sercli import manifest
     from sercli.labels import LabelRules
 
@@ -61,8 +63,15 @@ def prepare(
     selected = manifest.select(reader, root, rules)  # errors here leave no output file behind
     if not selected.records:
         raise SercliError(f"no records left for {corpus} at {path} (check --classes and the warnings above)")
-    with open_writer(output) as writer:
-        manifest.write(selected, writer)
+    if output is None or output == "-":
+        with open_writer(output) as writer:
+            manifest.write(selected, writer)
+    else:
+        # whole or not at all: a killed run leaves no half manifest, and of two runs writing
+        # the same file, one complete manifest wins instead of their lines interleaving
+        buffer = io.StringIO()
+        manifest.write(selected, RecordWriter(buffer))
+        atomic_write_text(output, buffer.getvalue())
     manifest.print_summary(selected, rules, output or "stdout")
     if selected.failed:
         raise SercliError(

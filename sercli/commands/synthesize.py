@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -13,11 +11,12 @@ from typing import Annotated, Optional
 import typer
 
 from sercli import plugins as pl
+from sercli import synth
 from sercli.base import parse_option_pairs
 from sercli.errors import RecordError, SercliError
 from sercli.log import info, progress, warn
 from sercli.options import Input, Output, PluginOptions, Seed
-from sercli.records import open_writer, read_existing, read_records
+from sercli.records import open_writer, output_lock, read_existing, read_records
 
 
 def synthesize(
@@ -42,56 +41,63 @@ def synthesize(
 ) -> None:
     """Speak text records; write records with audio, speaker (= voice) and source=synthetic.
 
-    Audio already on disk from an earlier run is reused, never requested again.
+    Audio is cached in --audio-dir by engine, options, text, emotion and voice: audio made
+    earlier for the same inputs is reused, never requested again; other options make new files.
     """
-    from sercli.audio import duration
-
     records = read_records(input, required=("text", "emotion"))
     tts = pl.create("tts", engine, parse_option_pairs(option))
-    chosen = [v.strip() for v in voices.split(",")] if voices else None
+    chosen = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
+    prov = tts.provenance()
+    source = "<stdin>" if input == "-" else input
 
-    done = {r["id"] for r in read_existing(output)}
-    rng = random.Random(seed)
-    jobs_list = []
-    for rec in records:
-        pool = chosen or tts.voices(rec["emotion"])
-        if not pool:
-            raise SercliError(f"TTS engine {engine!r} has no voice for emotion {rec['emotion']!r}")
-        picked = rng.sample(pool, min(voices_per_text, len(pool)))
-        for voice in picked:
-            out_id = f"{rec['id']}-{_slug(voice)}"
-            if out_id in done:
-                continue
-            jobs_list.append((rec, voice, out_id, audio_dir / f"{out_id}.wav"))
+    def planned(existing):
+        todo = synth.pending(
+            synth.plan(records, tts, chosen, voices_per_text, seed, audio_dir, engine, source),
+            existing, prov, output,
+        )
+        return todo, len(existing)
 
-    todo = [j for j in jobs_list if not j[3].exists()]
     if dry_run:
+        todo, _ = planned(read_existing(output))
         cost = {"requests": 0, "characters": 0}
-        for rec, *_ in todo:
-            for k, v in tts.estimate(rec["text"]).items():
+        fresh = {j.key: j for j in todo if not j.path.exists()}
+        for job in fresh.values():
+            for k, v in tts.estimate(job.rec["text"]).items():
                 cost[k] = cost.get(k, 0) + int(v)
         info(
-            f"Dry run: {len(todo)} utterances to synthesise with {engine!r} "
-            f"({len(jobs_list) - len(todo)} already on disk): "
+            f"Dry run: {len(fresh)} utterances to synthesise with {engine!r} "
+            f"({len(todo) - len(fresh)} already on disk): "
             + ", ".join(f"{v} {k}" for k, v in cost.items())
         )
         return
-    if done:
-        info(f"Resuming: {len(done)} records already in {output}")
 
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    prov = tts.provenance()
-    failed = 0
+    with output_lock(output), synth.audio_lock(audio_dir):
+        todo, done = planned(read_existing(output))
+        if done:
+            info(f"Resuming: {done} records already in {output}")
+        failed = _render(tts, engine, todo, prov, output, jobs)
+    usage = tts.usage()
+    if usage:
+        info("Usage: " + json.dumps(usage))
+    if failed:
+        raise SercliError(f"{failed} of {len(todo)} utterances failed (see warnings above); re-run to retry")
 
+
+def _render(tts, engine: str, todo: list[synth.Job], prov: dict, output, jobs: int | None) -> int:
+    """Render each distinct utterance once, write a record per job; returns the failures."""
+    from sercli.audio import duration
+
+    groups: dict[str, list[synth.Job]] = {}
+    for job in todo:
+        groups.setdefault(job.key, []).append(job)
     stop = threading.Event()  # set by the first fatal error: no later job sends a request
 
-    def run(job):
-        rec, voice, out_id, path = job
+    def run(job: synth.Job):
         if stop.is_set():
             return None
-        if not path.exists():
+        if not job.path.exists():
             try:
-                tts.synthesize(rec["text"], rec["emotion"], voice, path)
+                tts.synthesize(job.rec["text"], job.rec["emotion"], job.voice, job.path)
             except RecordError:
                 raise
             except BaseException:
@@ -99,44 +105,45 @@ def synthesize(
                 raise
         return job
 
-    workers = jobs or tts.max_concurrency
+    failed = 0
     with open_writer(output, append=True) as out, progress() as bar:
-        task = bar.add_task(f"synthesize ({engine})", total=len(jobs_list))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run, j): j for j in jobs_list}
+        task = bar.add_task(f"synthesize ({engine})", total=len(todo))
+        with ThreadPoolExecutor(max_workers=jobs or tts.max_concurrency) as pool:
+            futures = {pool.submit(run, group[0]): group for group in groups.values()}
             try:
                 for fut in as_completed(futures):
-                    rec, voice, out_id, path = futures[fut]
-                    bar.advance(task)
+                    group = futures[fut]
+                    bar.advance(task, len(group))
                     try:
                         if fut.result() is None:  # skipped after a fatal error
                             continue
                     except RecordError as exc:
-                        failed += 1
-                        warn(f"{rec['id']} ({voice}): {exc}")
+                        failed += len(group)
+                        warn(f"{group[0].rec['id']} ({group[0].voice}): {exc}")
                         continue
-                    new = dict(rec)
-                    new.update(
-                        id=out_id,
-                        audio=str(path.resolve()),
-                        speaker=f"{engine}:{voice}",
-                        voice=voice,
-                        source="synthetic",
-                        duration=round(duration(path), 4),
-                    )
-                    new["provenance"] = {**rec.get("provenance", {}), "synthesize": {**prov, "voice": voice}}
-                    out.write(new)
+                    seconds = round(duration(group[0].path), 4)
+                    for job in group:
+                        out.write(_record(job, engine, prov, seconds))
             except BaseException:
                 # A fatal error (rejected key, unusable voice) or Ctrl-C: start no further paid
                 # requests; the ones already running finish and their audio stays for a re-run.
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-    usage = tts.usage()
-    if usage:
-        info("Usage: " + json.dumps(usage))
-    if failed:
-        raise SercliError(f"{failed} of {len(jobs_list)} utterances failed (see warnings above); re-run to retry")
+    return failed
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)
+def _record(job: synth.Job, engine: str, prov: dict, seconds: float) -> dict:
+    new = dict(job.rec)
+    new.update(
+        id=job.out_id,
+        audio=str(job.path.resolve()),
+        speaker=f"{engine}:{job.voice}",
+        voice=job.voice,
+        source="synthetic",
+        duration=seconds,
+    )
+    new["provenance"] = {
+        **(job.rec.get("provenance") or {}),
+        "synthesize": {**prov, "voice": job.voice, "key": job.key},
+    }
+    return new

@@ -63,7 +63,11 @@ def train(
     ] = None,
     cv: Annotated[
         Optional[str],
-        typer.Option("--cv", help="Cross-validation: loso (speakers), loso-session, kfold:K (grouped by speaker), field:NAME."),
+        typer.Option(
+            "--cv",
+            help="Cross-validation: loso (speakers), loso-session, kfold:K (grouped by speaker), field:NAME (given "
+            "partitions: train, dev, test or Test1, Test2...: one fold per test partition), loo:NAME (leave one value out).",
+        ),
     ] = None,
     seeds: Annotated[str, typer.Option("--seeds", "--seed", help="Seed, or comma-separated seeds (one run per fold and seed).")] = "0",
     test_speakers: Annotated[
@@ -98,18 +102,25 @@ def train(
     allow_speaker_overlap: Annotated[
         bool, typer.Option("--allow-speaker-overlap", help="Allow the same speakers in training and test parts.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out run, once the new one is complete.")
+    ] = False,
     device: Device = "cpu",
 ) -> None:
     """Train a head; the run folder then feeds `sercli eval` and `sercli predict`.
 
     With --cv, every fold is trained with every seed into RUN/fold-XX-seed-Y/ and the test
     folds are evaluated at the end (RUN/metrics.json). Each fold's validation part is taken
-    from its training speakers; the test fold is never used for any choice.
+    from its training speakers; the test fold is never used for any choice. The run is built
+    in a temporary folder next to --out and appears there only when complete; an existing
+    --out is refused unless --overwrite is given.
     """
     from sercli.cv import holdout, make_folds
+    from sercli.fsutil import atomic_write_text
     from sercli.records import read_many
     from sercli.report import aggregate_table, compare, compare_table, wide_console
-    from sercli.runs import SWEEP_FILE, Plan, clear_markers, run_plan, select_labels
+    from sercli.runfolder import check_target, staged
+    from sercli.runs import SWEEP_FILE, Plan, plan_splits, run_plan, select_labels
     from sercli.train import TrainConfig
 
     if cv and (test_speakers or test or val_speakers):
@@ -122,8 +133,11 @@ def train(
         raise SercliError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise SercliError(f"--seeds {seeds!r}: expected distinct integers")
+    check_target(out, overwrite)  # again under the lock, before the run is put in place
 
     real = read_many(inputs, required=("emotion", "features"))
+    if not real:
+        raise SercliError(f"{', '.join(inputs)}: no records to train on")
     synth = read_many(synthetic or [], required=("emotion", "features"))
     labels, real = select_labels(real, _split(classes))
     options = parse_option_pairs(option)
@@ -132,6 +146,9 @@ def train(
     if overlap:
         raise SercliError(f"{', '.join(sorted(overlap))}: given both with -O and --sweep")
     variants = [dict(zip(swept, values)) for values in _product(swept)] if swept else [{}]
+    names = [_sweep_name(v) for v in variants]
+    if len(set(names)) != len(names):
+        raise SercliError("--sweep: two values give the same run name; give each value once")
     for v in variants:  # every option set is checked before the first minute of training
         pl.create("strategy", strategy, {**options, **v})
 
@@ -141,7 +158,7 @@ def train(
     else:
         fold = holdout(real, _split(test_speakers), _split(val_speakers))
         if test:
-            fold.test = [r for r in read_many(test, required=("emotion", "features")) if r["emotion"] in labels]
+            fold.test = _test_records(test, labels)
             fold.description = f"test records {', '.join(test)}"
         folds = [fold]
         protocol = "holdout"
@@ -156,22 +173,47 @@ def train(
         inputs=list(inputs) + list(synthetic or []) + list(test or []),
         allow_speaker_overlap=allow_speaker_overlap,
     )
-    clear_markers(out)
+    base["splits"] = plan_splits(Plan(strategy_options=options, **base))  # refusals before any training
     results = []
-    for v in variants:
-        name = "+".join(f"{k}={val}" for k, val in v.items())
-        run_dir = out / name if swept else out
+    with staged(out, overwrite=overwrite) as build:
+        for v, name in zip(variants, names):
+            run_dir = build / name if swept else build
+            if swept:
+                info(f"== {strategy} {name} ==")
+                run_dir.mkdir()
+            title = f"{out.name}/{name}" if swept else out.name
+            agg = run_plan(Plan(strategy_options={**options, **v}, **base), run_dir, name=title)
+            results.append((name or str(out), agg))
+            if agg is not None and not swept:
+                console.print(aggregate_table(agg, title=f"{strategy} on the test folds of {out}"))
         if swept:
-            info(f"== {strategy} {name} ==")
-        agg = run_plan(Plan(strategy_options={**options, **v}, **base), run_dir)
-        results.append((name or str(out), agg))
-        if agg is not None and not swept:
-            console.print(aggregate_table(agg, title=f"{strategy} on the test folds of {out}"))
-    if swept:
-        (out / SWEEP_FILE).write_text(json.dumps({"sweep": swept, "runs": [n for n, _ in results]}, indent=2))
-        if all(agg is not None for _, agg in results):
-            wide_console().print(compare_table(compare(results)))
+            atomic_write_text(build / SWEEP_FILE, json.dumps({"sweep": swept, "runs": names}, indent=2))
+    if swept and all(agg is not None for _, agg in results):
+        wide_console().print(compare_table(compare(results)))
     info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
+
+
+def _sweep_name(values: dict[str, str]) -> str:
+    """RUN/KEY=VALUE+KEY=VALUE: each part a safe file name, whatever the value."""
+    from sercli.fsutil import safe_name
+
+    name = "+".join(f"{safe_name(k)}={safe_name(v)}" for k, v in values.items())
+    return name if len(name) <= 120 else safe_name(name)
+
+
+def _test_records(paths: list[str], labels: list[str]) -> list[dict[str, Any]]:
+    """--test records with a learnt emotion; the others are reported, and none at all refused."""
+    from sercli.log import warn
+    from sercli.records import read_many
+
+    records = read_many(paths, required=("emotion", "features"))
+    kept = [r for r in records if r["emotion"] in labels]
+    others = sorted({str(r["emotion"]) for r in records} - set(labels))
+    if not kept:
+        raise SercliError(f"--test {', '.join(paths)}: no records with the emotions learnt ({', '.join(labels)})")
+    if others:
+        warn(f"--test: ignoring {len(records) - len(kept)} records with emotions not learnt: {', '.join(others)}")
+    return kept
 
 
 def _product(swept: dict[str, list[str]]):

@@ -1,0 +1,104 @@
+"""Reading and writing records: what a user sees when a records file or an audio file is wrong."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from conftest import run_cli, write_tone
+from sercli.audio import load_audio
+from sercli.errors import RecordError
+from sercli.records import RecordWriter, read_records
+
+ENV = {"SERCLI_LOAD_PLUGINS": "template,espeak"}
+
+
+def one_error_line(proc) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    return lines[0]
+
+
+def test_a_missing_audio_file_says_so(tmp_path):
+    with pytest.raises(RecordError, match=r"^audio file not found: .*nowhere\.wav$"):
+        load_audio(tmp_path / "nowhere.wav")
+    with pytest.raises(RecordError, match="is a folder"):
+        load_audio(tmp_path)
+    assert load_audio(write_tone(tmp_path / "ok.wav")).shape == (16000,)
+
+
+def test_non_utf8_records_name_the_file_and_the_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"id": "a", "emotion": "sad", "text": "fine"}\n'
+                     b'{"id": "b", "emotion": "sad", "text": "caf\xe9"}\n')
+    err = one_error_line(run_cli("synthesize", path, "-d", tmp_path / "w", env=ENV))
+    assert f"{path} line 2: not UTF-8 text (byte 0xe9 at column 43)" in err
+
+
+@pytest.mark.parametrize("line, field, message", [
+    ('{"id": 12, "emotion": "sad", "text": "Hi."}', "id", "must be a non-empty string"),
+    ('{"id": "", "emotion": "sad", "text": "Hi."}', "id", "must be a non-empty string"),
+    ('{"id": "a", "emotion": ["sad", "angry"], "text": "Hi."}', "emotion", "must be a string, not a list"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "audio": 3}', "audio", "must be a string, not an integer"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "duration": "2 s"}', "duration", "must be a finite number"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "provenance": [1]}', "provenance", "must be a JSON object"),
+])
+def test_a_field_of_the_wrong_type_names_file_line_and_field(tmp_path, line, field, message):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": "ok", "emotion": "sad", "text": "Fine."}\n\n' + line + "\n")
+    err = one_error_line(run_cli("synthesize", path, "-d", tmp_path / "w", env=ENV))
+    assert f"{path} line 3: field '{field}' {message}" in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_no_records_is_an_error_not_a_silent_success(tmp_path):
+    err = one_error_line(run_cli("synthesize", "-", "-d", tmp_path / "w", input="", env=ENV))
+    assert "no records on stdin" in err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert f"{empty}: no records in this file (it is empty)" in one_error_line(
+        run_cli("synthesize", empty, "-d", tmp_path / "w", env=ENV))
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n  \n")
+    assert f"{blank}: no records in this file" in one_error_line(run_cli("extract", blank, env=ENV))
+
+
+def test_records_keep_line_separators_inside_strings(tmp_path):
+    buf = io.StringIO()
+    RecordWriter(buf).write({"id": "a", "emotion": "sad", "text": "one\u2028two\x85three\x1cfour"})
+    (tmp_path / "r.jsonl").write_text(buf.getvalue(), encoding="utf-8")
+    assert read_records(tmp_path / "r.jsonl")[0]["text"] == "one\u2028two\x85three\x1cfour"
+
+
+def test_the_writer_refuses_nan_and_infinity_naming_the_record_and_field():
+    buf = io.StringIO()
+    writer = RecordWriter(buf)
+    with pytest.raises(RecordError, match=r"record 'x1': field duration holds NaN or infinity"):
+        writer.write({"id": "x1", "duration": float("nan")})
+    with pytest.raises(RecordError, match=r"record 'x2': field features.scores\[1\] holds NaN"):
+        writer.write({"id": "x2", "features": {"scores": [0.5, float("-inf")]}})
+    writer.write({"id": "x3", "duration": 1.5})
+    assert buf.getvalue() == '{"id": "x3", "duration": 1.5}\n' and writer.count == 1
+
+
+def test_a_whole_but_unterminated_last_record_is_redone_not_lost(tmp_path):
+    out = tmp_path / "t.jsonl"
+    run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
+    out.write_bytes(out.read_bytes().rstrip(b"\n"))  # killed before the last newline
+    run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(records) == 3 and len({r["id"] for r in records}) == 3
+
+
+def test_a_damaged_line_in_the_output_file_is_named_not_skipped(tmp_path):
+    out = tmp_path / "t.jsonl"
+    run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join([lines[0], '{"id": "sad-', lines[2]]) + "\n")
+    before = out.read_text()
+    err = one_error_line(run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV))
+    assert f"{out} line 2: not a valid record" in err
+    assert out.read_text() == before
