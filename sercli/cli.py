@@ -12,19 +12,28 @@ import sys
 import traceback
 from typing import Annotated
 
-import typer
+from sercli import fastexit
 
-from sercli.commands import (
-    eval_cmd,
-    extract,
-    gen_text,
-    plugins_cmd,
-    predict,
-    prepare,
-    synthesize,
-    train,
-)
-from sercli.errors import SercliError
+if fastexit.started_as_cli():  # a Ctrl-C while the rest imports is an interrupt, not a traceback
+    fastexit.install_signal_handlers()
+try:
+    import typer
+
+    from sercli.commands import (
+        eval_cmd,
+        extract,
+        gen_text,
+        plugins_cmd,
+        predict,
+        prepare,
+        synthesize,
+        train,
+    )
+    from sercli.errors import SercliError
+except KeyboardInterrupt as _exc:
+    if not isinstance(_exc, fastexit.Interrupted):
+        raise
+    fastexit.interrupted_at_start(_exc)
 
 app = typer.Typer(
     name="sercli",
@@ -72,9 +81,10 @@ def main() -> None:
     command resumes; 141 (128 + SIGPIPE): the reader of stdout went away (``... | head -1``),
     which ends the command quietly, as it ends ``cat`` or ``yes``.
     """
-    from sercli import fastexit  # exit in ms, not seconds, once torch is loaded
+    from sercli import stdio
 
     fastexit.install_signal_handlers()
+    stdio.take_over()  # stdout holds records only, whatever a plugin or library prints
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("SERCLI_DEBUG"))
     code = _run(sys.argv[1:], debug)
     try:
@@ -83,7 +93,7 @@ def main() -> None:
         if _pipe_error(exc) and _quiet_closed_streams():
             code = code or 128 + 13
         else:
-            _to_devnull(1)
+            _to_devnull(stdio.stdout_fd())
             if not code:
                 _say(f"Error: cannot write to stdout: {exc}")
                 code = 1
@@ -92,16 +102,19 @@ def main() -> None:
 
 
 def _run(args: list[str], debug: bool) -> int:
-    from sercli import fastexit
+    from sercli.records import forget_inputs
 
+    forget_inputs()
     try:
         command = typer.main.get_command(app)
         with command.make_context("sercli", list(args)) as ctx:
             command.invoke(ctx)
+        if fastexit.first_signal():  # a signal that some code swallowed: the run was not whole
+            raise fastexit.Interrupted(fastexit.first_signal())
         return 0
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (fastexit.Interrupted), or raised by code
         fastexit.exiting()
-        signum = getattr(exc, "signum", signal.SIGINT)
+        signum = fastexit.first_signal() or getattr(exc, "signum", signal.SIGINT)
         if debug:
             traceback.print_exc()
         _say("Interrupted" if signum == signal.SIGINT else f"Interrupted by {signal.Signals(signum).name}")
@@ -129,7 +142,11 @@ def _run(args: list[str], debug: bool) -> int:
             return code
         if debug:
             raise
-        _say(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        if isinstance(exc, OSError) and exc.strerror:  # a path that is a file, not a folder...
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            _say(f"Error: {where}{exc.strerror}")
+        else:
+            _say(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return 1
 
 
@@ -149,8 +166,10 @@ def _quiet_closed_streams() -> bool:
     """If stdout or stderr is a pipe whose reader has gone, point it at /dev/null (so that
     nothing left in a buffer can fail again at exit) and say True. False when both still
     have a reader: the broken pipe was somebody else's (a socket, a subprocess)."""
+    from sercli import stdio
+
     closed = False
-    for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+    for stream, fd in ((sys.stdout, stdio.stdout_fd()), (sys.stderr, 2)):
         if not _reader_gone(fd):
             continue
         closed = True

@@ -42,6 +42,7 @@ class Fold:
     pool: list[Record]  # training pool: the validation part is carved from it
     test: list[Record]
     val: list[Record] | None = None  # a validation part given by the manifest
+    given: bool = False  # the manifest's own partitions: records without a speaker are trusted apart
 
 
 def speaker(rec: Record) -> str:
@@ -66,7 +67,7 @@ def make_folds(records: list[Record], spec: str, *, allow_speaker_overlap: bool 
     for fold in folds:
         if not fold.test:
             raise SercliError(f"--cv {spec}: {fold.name} ({fold.description}) has an empty test part")
-        check_speakers(fold.pool + (fold.val or []), fold.test, allow_speaker_overlap, fold.name)
+        check_speakers(fold.pool + (fold.val or []), fold.test, allow_speaker_overlap, fold.name, fold.given)
     return folds
 
 
@@ -111,9 +112,15 @@ def holdout(records: list[Record], test_speakers: list[str], val_speakers: list[
     return Fold("fold-00", desc, pool, test, val)
 
 
-def check_speakers(train: list[Record], test: list[Record], allow: bool, where: str = "") -> None:
-    """Refuse a test part that shares speakers with the training part, unless allowed."""
-    overlap = sorted({speaker(r) for r in train} & {speaker(r) for r in test})
+def check_speakers(
+    train: list[Record], test: list[Record], allow: bool, where: str = "", given: bool = False
+) -> None:
+    """Refuse a test part that shares speakers with the training part, unless allowed.
+
+    Records without a speaker count as one speaker '', except between a corpus's own
+    partitions (``given``): MSP-Podcast leaves many speakers unknown in Train and in Test1,
+    and its partitions, not sercli, keep them apart."""
+    overlap = sorted({speaker(r) for r in train} & {speaker(r) for r in test} - ({""} if given else set()))
     if overlap and not allow:
         shown = ", ".join(repr(s) for s in overlap[:5]) + (" ..." if len(overlap) > 5 else "")
         raise SercliError(
@@ -323,7 +330,7 @@ def _given(records: list[Record], field: str) -> list[Fold]:
         )
     by_key: dict[str, list[str]] = {}
     for v in names:
-        by_key.setdefault(str(v).strip().casefold(), []).append(v)
+        by_key.setdefault(partition_key(v), []).append(v)
     pool = [r for r, v in zip(records, values) if roles[v] == "train"]
     val = [r for r, v in zip(records, values) if roles[v] == "val"] or None
     tests = sorted(k for k, vs in by_key.items() if roles[vs[0]] == "test")
@@ -331,11 +338,27 @@ def _given(records: list[Record], field: str) -> list[Fold]:
         raise SercliError(f"--cv field:{field}: no training partition (train) among {', '.join(names)}")
     if not tests:
         raise SercliError(f"--cv field:{field}: no test partition (test, Test1, ...) among {', '.join(names)}")
+    unknown = sum(1 for r in records if not speaker(r))
+    if unknown:
+        warn(f"--cv field:{field}: {unknown} records have no speaker; the given partitions are trusted to keep "
+             "them apart (speakers that are known are checked)")
     folds = []
     for k, key in enumerate(tests):
-        test = [r for r, v in zip(records, values) if str(v).strip().casefold() == key]
-        folds.append(Fold(f"fold-{k:02d}", f"{field}={'/'.join(by_key[key])}", pool, test, val))
+        test = [r for r, v in zip(records, values) if partition_key(v) == key]
+        folds.append(Fold(f"fold-{k:02d}", f"{field}={'/'.join(by_key[key])}", pool, test, val, given=True))
     return folds
+
+
+def partition_key(value: Any) -> str:
+    """One key per partition however it is spelt: train, val, or test/eval with its number
+    (Test1, test_1, TEST-01 and "Test 1" are one partition; Test and Test1 are two)."""
+    role = split_role(value)
+    if role != "test":
+        return str(role)
+    v = str(value).strip().casefold()
+    family = "eval" if v.startswith("eval") else "test"
+    digits = re.sub(r"[^0-9]", "", v)
+    return family + (str(int(digits)) if digits else "")
 
 
 def _one_out(records: list[Record], values: list[str], names: list[str], describe) -> list[Fold]:

@@ -45,14 +45,14 @@ class FeatureStore:
         p = self.root / META
         if not p.exists():
             raise SercliError(f"{self.root} is not a sercli feature store (no {META})")
-        return json.loads(p.read_text())
+        return _read_meta(p)
 
     def init(self, meta: dict[str, Any]) -> None:
         """Create the store, or check that an existing one holds the same kind of features."""
         self.root.mkdir(parents=True, exist_ok=True)
         p = self.root / META
         if p.exists():
-            old = json.loads(p.read_text())
+            old = _read_meta(p)
             new = json.loads(json.dumps(meta))
             if old != new:
                 diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -75,6 +75,9 @@ class FeatureStore:
                         row = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # torn last line of a killed run
+                    if not (isinstance(row, dict) and isinstance(row.get("key"), str)
+                            and isinstance(row.get("shard"), str)):
+                        continue  # not a row this store wrote: its key is not there
                     if row["shard"] in present:
                         self._index.setdefault(row["key"], row)
         return self._index
@@ -93,9 +96,14 @@ class FeatureStore:
         except KeyError:
             raise SercliError(f"feature {key!r} is not in store {self.root}") from None
         shard = row["shard"]
-        if shard not in self._handles:
-            self._handles[shard] = safe_open(str(self.root / shard), framework="np")
-        return self._handles[shard].get_tensor(key)
+        try:
+            if shard not in self._handles:
+                self._handles[shard] = safe_open(str(self.root / shard), framework="np")
+            return self._handles[shard].get_tensor(key)
+        except Exception as exc:  # noqa: BLE001 - a torn or damaged shard (safetensors' own error types)
+            why = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise SercliError(f"{self.root / shard} (feature {key!r}) is damaged ({why}): extract the records "
+                              f"into a new --store") from None
 
     def writer(self, shard_bytes: int = 256 << 20) -> "ShardWriter":
         return ShardWriter(self, shard_bytes)
@@ -113,6 +121,7 @@ class ShardWriter:
         self.shard_bytes = shard_bytes
         self.buffer: dict[str, np.ndarray] = {}
         self.size = 0
+        self.dim: int | None = None  # the feature dim of every item
         store.root.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(store.root / LOCK)
         self._tidy()
@@ -136,10 +145,23 @@ class ShardWriter:
         """Buffer ``array`` under ``key``; RecordError if any value is NaN or infinite."""
         if not np.isfinite(array).all():
             raise RecordError("non-finite features (NaN or infinity): not stored")
+        self._check_shape(array.shape)
         self.buffer[key] = np.ascontiguousarray(array)
         self.size += array.nbytes
         if self.size >= self.shard_bytes:
             self.flush()
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        """RecordError unless ``shape`` is (layers, frames, dim), each at least 1, with the dim
+        of what the store already holds (the first stored item decides; the layers are the
+        backbone's, checked by sercli.guards)."""
+        if len(shape) != 3 or min(shape) < 1:
+            raise RecordError(f"features of shape {list(shape)}, not (layers, frames, dim): not stored")
+        if self.dim is None:
+            first = next((r.get("shape") for r in self.store.index().values()), None)
+            self.dim = first[-1] if isinstance(first, list) and len(first) == 3 else shape[2]
+        if shape[2] != self.dim:
+            raise RecordError(f"features of dim {shape[2]}, but the store holds dim {self.dim}: not stored")
 
     def flush(self) -> None:
         from safetensors.numpy import save_file
@@ -176,6 +198,17 @@ class ShardWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise SercliError(f"{path} is damaged ({why}): extract into a new --store") from None
+    if not isinstance(meta, dict):
+        raise SercliError(f"{path} is damaged (expected a JSON object): extract into a new --store")
+    return meta
 
 
 def _lock(path: Path):

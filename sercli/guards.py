@@ -66,22 +66,50 @@ def backbone_failure(backbone, exc: Exception) -> RecordError:
 
 def forward_each(backbone, wavs: list, device: str) -> list:
     """``backbone.forward(wavs)``; if the batch raises, each input again on its own: a tensor
-    per input, or the RecordError of an input the backbone fails on."""
+    per input, or the RecordError of an input the backbone fails on (or gives a tensor of the
+    wrong shape, see `check_output`)."""
     try:
         feats = list(backbone.forward(wavs, device=device))
         if len(feats) != len(wavs):
             raise RuntimeError(f"forward returned {len(feats)} outputs for {len(wavs)} inputs")
-        return feats
+        return [_checked(backbone, f) for f in feats]
     except Exception as exc:  # noqa: BLE001 - any backbone, any error: isolate the bad input
         if len(wavs) == 1:
             return [backbone_failure(backbone, exc)]
     out = []
     for wav in wavs:
         try:
-            out.append(backbone.forward([wav], device=device)[0])
+            out.append(_checked(backbone, backbone.forward([wav], device=device)[0]))
         except Exception as exc:  # noqa: BLE001
             out.append(backbone_failure(backbone, exc))
     return out
+
+
+def _checked(backbone, feats):
+    try:
+        check_output(backbone, feats)
+    except RecordError as exc:
+        return exc
+    return feats
+
+
+def check_output(backbone, feats) -> None:
+    """RecordError unless ``feats`` is what `Backbone.forward` promises for one input: a
+    floating-point torch tensor (layers, frames, dim) with the backbone's ``num_layers`` and a
+    dim of at least 1 (frames are checked after chunking, by `check_frames`)."""
+    import torch
+
+    name = getattr(backbone, "name", type(backbone).__name__)
+    if not isinstance(feats, torch.Tensor):
+        raise RecordError(f"backbone {name!r} returned a {type(feats).__name__}, not a torch tensor")
+    shape = list(feats.shape)
+    layers = backbone.num_layers
+    if feats.dim() != 3 or shape[0] != layers or shape[2] < 1:
+        raise RecordError(f"backbone {name!r} returned features of shape {shape}, not ({layers} layers, "
+                          "frames, dim): not stored")
+    if not (feats.is_floating_point() or feats.dtype in (torch.int8, torch.int16, torch.int32, torch.int64,
+                                                          torch.uint8)):
+        raise RecordError(f"backbone {name!r} returned {feats.dtype} features, not real numbers")
 
 
 def check_frames(feats, backbone, compute_dtype: str | None) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from sercli import fastexit, hookspecs
+from sercli import fastexit, hookspecs, stdio
 from sercli.errors import SercliError
 
 GROUP = "sercli"
@@ -89,6 +89,7 @@ class _Registry:
                 _warn(f"plugin {ep.name!r} from {dist} {info.version} ({ep.value}) {info.error}")
                 continue
             self.infos[ep.name] = info
+            stdio.add_plugin_package(ep.value)  # its prints, now and later, go to stderr
             problems: list[str] = []
             with _guarded():
                 try:
@@ -105,6 +106,7 @@ class _Registry:
     def register_module(self, module, name: str) -> None:
         """Register an in-process plugin (tests, notebooks)."""
         self.load()
+        stdio.add_plugin_package(getattr(module, "__name__", ""))
         self.pm.register(module, name=name)
         self.infos[name] = PluginInfo(name, "local", getattr(module, "__name__", name), distribution="local")
         with _guarded():
@@ -156,12 +158,18 @@ class _Registry:
         if not isinstance(key, str) or not key.strip():
             return f"registered {word} {cls.__name__} without a name; ignored"
         table = self.classes[family]
-        if key in table:
-            owner = table[key][1]
+        # a name under another plugin's prefix (hf: ...) would silently take over those names
+        taken = key if key in table else next(
+            (k for k in table if k.endswith(":") and key.startswith(k) and table[k][1] != plugin_name), None)
+        if taken is not None:
+            owner = table[taken][1]
             if owner == plugin_name:
                 return f"registered {word} {key!r} twice; the first is kept"
             whose = "built-in plugin" if self.infos[owner].distribution == BUILTIN_DIST else "plugin"
+            if taken != key:
+                return f"registered {word} {key!r}, a name under {whose} {owner!r}'s prefix {taken!r}; ignored"
             return f"registered {word} {key!r}, which {whose} {owner!r} already registered; ignored"
+        stdio.add_plugin_package(getattr(cls, "__module__", "") or "")
         table[key] = (cls, plugin_name)
         self.infos[plugin_name].registered.setdefault(family, []).append(key)
         return None
@@ -201,8 +209,13 @@ def _guarded():
     """Run plugin code with stdout pointing at stderr: ``print`` and ``sys.stdout`` (flushed
     here, while file descriptor 1 is still stderr), writes to descriptor 1 (subprocesses,
     C code, ``os.write``) and C stdio's buffer. A plugin that replaces ``sys.stdout``,
-    closes descriptor 1 or installs its own handler for Ctrl-C gets them put back."""
+    closes descriptor 1, installs its own handler for Ctrl-C or changes the working folder gets
+    them put back."""
     handlers = fastexit.saved_handlers()
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = None
     stdout = sys.stdout
     _flush(stdout)
     try:
@@ -227,6 +240,12 @@ def _guarded():
             os.dup2(saved, 1)
             os.close(saved)
         fastexit.restore_handlers(handlers)
+        if cwd is not None:  # relative paths the user gave (-o out.jsonl) keep their meaning
+            try:
+                if os.getcwd() != cwd:
+                    os.chdir(cwd)
+            except OSError:
+                os.chdir(cwd)
 
 
 def _flush(stream) -> None:

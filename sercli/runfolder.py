@@ -42,7 +42,7 @@ def damaged(path: Path, why: str) -> SercliError:
 
 def read_json(path: Path, kind: type = dict) -> Any:
     """The JSON in ``path`` (of type ``kind``), or one line that names the file and says why not."""
-    path = Path(path)
+    path = own_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -60,6 +60,17 @@ def read_json(path: Path, kind: type = dict) -> Any:
     return data
 
 
+def own_file(path: Path) -> Path:
+    """``path``, a file sercli wrote into a run folder, refused if it is a symbolic link: sercli
+    never writes one, and one would make eval or predict read a file from outside the run (or
+    another job's file) as if it were this run's."""
+    path = Path(path)
+    if path.is_symlink():
+        raise SercliError(f"{path} is a symbolic link, not a file sercli wrote; refusing to read it "
+                          "(copy the run with `cp -rL` to resolve links)")
+    return path
+
+
 def child(root: Path, name: Any, source: Path | None = None) -> Path:
     """``root / name`` for a folder name read from a manifest: a plain name that stays inside."""
     text = str(name) if isinstance(name, str) else None
@@ -72,6 +83,9 @@ def child(root: Path, name: Any, source: Path | None = None) -> Path:
     path = inside(root, text)
     if path.parent != Path(root).resolve():
         raise SercliError(f"{source or root}: {text!r} names a path outside {root}; refusing to use it")
+    if (Path(root) / text).is_symlink():
+        raise SercliError(f"{source or root}: {text!r} is a symbolic link in {root}, not a folder sercli wrote; "
+                          "refusing to use it")
     return Path(root) / text
 
 
@@ -148,6 +162,7 @@ def staged(
     out = Path(os.path.abspath(out))
     if out.parent == out:
         raise SercliError(f"--out {out}: expected a folder to create")
+    check_target(out, overwrite, replaceable, what)  # before anything is created next to it
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
     lock = exclusive_lock(parent / f".{out.name}.lock", f"{what} {out}")
@@ -177,8 +192,14 @@ def check_target(
 ) -> None:
     """Refuse an ``out`` that exists (unless ``overwrite``) or is not of the kind it replaces."""
     out = Path(out)
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
+    if out.is_symlink():
+        raise SercliError(f"--out {out}: is a symbolic link; name the folder itself (sercli never replaces a link)")
+    if out.exists() and not out.is_dir():
         raise SercliError(f"--out {out}: exists and is not a folder")
+    holder = run_above(out)
+    if holder is not None:
+        raise SercliError(f"--out {out}: inside the run folder {holder}, which no later command changes; "
+                          "choose a folder outside it")
     if not _occupied(out):
         return
     if not overwrite:
@@ -188,6 +209,32 @@ def check_target(
         )
     if not replaceable(out):
         raise SercliError(f"--out {out}: not a sercli {what}; refusing to replace it even with --overwrite")
+
+
+def run_above(path: Path) -> Path | None:
+    """The nearest folder above ``path`` (itself excluded) that sercli wrote as a run or an
+    evaluation, or None. Known by what only sercli writes together (a config.json alone is
+    any project's), so that a folder of the user's is never mistaken for one."""
+    for parent in Path(os.path.abspath(path)).parents:
+        if _written_by_sercli(parent):
+            return parent
+    return None
+
+
+def _written_by_sercli(folder: Path) -> bool:
+    has = lambda name: (folder / name).is_file()  # noqa: E731
+    if has(CONFIG_FILE) and has(MODEL_FILE):
+        return True  # a job
+    if has(METRICS_FILE) and has("confusion.png"):
+        return True  # a run's or an evaluation's results
+    for name, key in ((RUN_FILE, "jobs"), (SWEEP_FILE, "runs")):
+        if has(name):
+            try:
+                if key in json.loads((folder / name).read_text(encoding="utf-8")):
+                    return True
+            except (OSError, ValueError, TypeError):
+                pass
+    return False
 
 
 def _swap(tmp: Path, out: Path) -> None:

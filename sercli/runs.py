@@ -30,7 +30,7 @@ from sercli.cv import Fold, absent_warning, check_fold, check_speakers, drop_lea
 from sercli.errors import SercliError
 from sercli.fsutil import atomic_write_text, safe_name
 from sercli.log import info, warn
-from sercli.runfolder import RUN_FILE, SWEEP_FILE, child, jobs_of, kind, sweep_runs  # noqa: F401 (API)
+from sercli.runfolder import RUN_FILE, SWEEP_FILE, child, jobs_of, kind, own_file, sweep_runs  # noqa: F401 (API)
 
 Record = dict[str, Any]
 Splits = dict[tuple[int, int], tuple[list[Record], list[Record]]]
@@ -123,7 +123,7 @@ def plan_splits(plan: Plan) -> Splits:
     for i, fold in enumerate(plan.folds):
         for seed in plan.seeds:
             train, val = split_val(fold, plan.val_fraction, seed)
-            check_speakers(train + val, fold.test, plan.allow_speaker_overlap, fold.name)
+            check_speakers(train + val, fold.test, plan.allow_speaker_overlap, fold.name, fold.given)
             warnings += check_fold(fold, train, val, plan.labels, seed)
             splits[(i, seed)] = (train, val)
     for message in dict.fromkeys(warnings):
@@ -267,25 +267,29 @@ def evaluate_job(job_dir: Path, records: list[Record] | None = None, allow_overl
     """(metrics, predictions) of one job on ``records`` (default: its own test part)."""
     import numpy as np
 
-    from sercli.data import Examples, feature_meta
+    from sercli.data import Examples, check_dims, feature_meta
     from sercli.metrics import compute_metrics
     from sercli.records import read_records
     from sercli.train import load_model
 
     model, config = load_model(job_dir)
+    given = False
     if records is None:
-        default = Path(job_dir) / "test.jsonl"
+        default = own_file(Path(job_dir) / "test.jsonl")
         if not default.exists():
             raise SercliError(f"{job_dir} has no held-out test part: pass test records, or train with --cv or --test-speakers")
         records = read_records(default)
-        # the run's own test part: overlapping speakers were allowed explicitly at training time
+        # the run's own test part: overlapping speakers were allowed explicitly at training time,
+        # and a corpus's own partitions keep their unknown speakers apart (sercli.cv.check_speakers)
         allow_overlap = allow_overlap or config.get("allow_speaker_overlap", False)
+        given = str((config.get("fold") or {}).get("protocol", "")).startswith("field:")
     if not records:
         raise SercliError(f"{job_dir}: no test records to evaluate")
     if feature_meta(records) != config["features"]:
         raise SercliError("the test records' features were extracted with other settings than the model's")
+    check_dims(records, config["head"], job_dir)
     seen = [{"speaker": s} for s in config["speakers"]["train"] + config["speakers"]["val"]]
-    check_speakers(seen, records, allow_overlap, str(job_dir))
+    check_speakers(seen, records, allow_overlap, str(job_dir), given)
     labels = config["labels"]
     index = {lab: i for i, lab in enumerate(labels)}
     unknown = sorted({r["emotion"] for r in records} - set(index))

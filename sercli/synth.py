@@ -90,7 +90,8 @@ def plan(records, tts, chosen: list[str] | None, voices_per_text: int, seed: int
                 raise SercliError(f"{source}: {what}; give each input record its own id")
             made_from[out_id] = rec["id"]
             key = cache_key(identity, rec["text"], rec["emotion"], voice)
-            path = on_disk.get(key) or audio_dir / f"{safe_name(out_id)}.{key}.wav"
+            # one file per key: records that say the same thing share the audio rendered once
+            path = on_disk.setdefault(key, audio_dir / f"{safe_name(out_id)}.{key}.wav")
             jobs.append(Job(rec, voice, out_id, key, path))
     return jobs
 
@@ -102,7 +103,7 @@ def pending(jobs: list[Job], existing: list[dict[str, Any]], provenance: dict[st
     results are never dropped), so it could neither be replaced nor sit next to the new one
     without mixing two settings under one id."""
     by_id = {r.get("id"): r for r in existing}
-    todo, clashes = [], []
+    todo, clashes = [], _other_plan(jobs, existing)
     for job in jobs:
         old = by_id.get(job.out_id)
         if old is None:
@@ -120,6 +121,20 @@ def pending(jobs: list[Job], existing: list[dict[str, Any]], provenance: dict[st
     return todo
 
 
+def _other_plan(jobs: list[Job], existing: list[dict[str, Any]]) -> list[str]:
+    """Records in the output made from one of this run's input records, but that this run
+    would not make: another --seed, --voices, voice pool or --voices-per-text chose their
+    voices, and resuming would leave a file that no single run makes."""
+    planned = {job.out_id for job in jobs}
+    inputs = {job.rec["id"] for job in jobs}
+    return [
+        f"{rec.get('id')} (made from {made['from']!r} with other --seed, --voices or --voices-per-text)"
+        for rec in existing
+        if (made := (rec.get("provenance") or {}).get("synthesize") or {}).get("from") in inputs
+        and rec.get("id") not in planned
+    ]
+
+
 def _difference(old: dict[str, Any], job: Job, provenance: dict[str, Any]) -> str | None:
     for field in ("text", "emotion"):
         if old.get(field) != job.rec.get(field):
@@ -128,7 +143,7 @@ def _difference(old: dict[str, Any], job: Job, provenance: dict[str, Any]) -> st
     if "key" in made:
         return None if made["key"] == job.key else "other engine or engine options"
     # written by a sercli that kept no key: its whole provenance must match
-    same = _without(made, "voice", "key") == _without(provenance, "voice", "key")
+    same = _without(made, "voice", "key", "from") == _without(provenance, "voice", "key", "from")
     return None if same else "other engine or engine options"
 
 
@@ -140,6 +155,7 @@ def _without(d: dict[str, Any], *keys: str) -> dict[str, Any]:
 def audio_lock(audio_dir: Path) -> Iterator[None]:
     """Hold the audio folder for one run: two runs sharing it never render (or pay for) the
     same file twice, and what a killed run left there can be cleaned safely."""
+    check_audio_dir(audio_dir)
     audio_dir.mkdir(parents=True, exist_ok=True)
     fh = exclusive_lock(audio_dir / ".lock", f"audio folder {audio_dir}")
     try:
@@ -147,6 +163,15 @@ def audio_lock(audio_dir: Path) -> Iterator[None]:
         yield
     finally:
         fh.close()
+
+
+def check_audio_dir(audio_dir: Path) -> None:
+    """Refuse an --audio-dir that is (or lies under) something other than a folder."""
+    for folder in (audio_dir, *audio_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise SercliError(f"--audio-dir {audio_dir}: {folder} is a file, not a folder")
+            return
 
 
 def clean_stale_tmp(audio_dir: Path) -> int:

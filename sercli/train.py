@@ -229,9 +229,9 @@ CONFIG_KEYS = ("head", "labels", "features", "train", "speakers", "strategy")
 def load_config(run_dir: Path) -> dict[str, Any]:
     """A job's config.json, or one line naming the file when it is missing or damaged."""
     from sercli.errors import SercliError
-    from sercli.runfolder import damaged, read_json
+    from sercli.runfolder import damaged, own_file, read_json
 
-    cfg_path = Path(run_dir) / "config.json"
+    cfg_path = own_file(Path(run_dir) / "config.json")
     if not cfg_path.exists():
         raise SercliError(f"{run_dir} is not a sercli run folder (no config.json): run `sercli train` first")
     config = read_json(cfg_path)
@@ -248,14 +248,14 @@ def load_model(run_dir: Path) -> tuple[Head, dict[str, Any]]:
 
     from sercli.errors import SercliError
     from sercli.guards import check_weights
-    from sercli.runfolder import damaged
+    from sercli.runfolder import damaged, own_file
 
     config = load_config(run_dir)
     try:
         model = Head(**config["head"])
     except (TypeError, ValueError, RuntimeError) as exc:
         raise damaged(Path(run_dir) / "config.json", f"its head does not describe a model: {exc}") from None
-    weights = Path(run_dir) / "model.safetensors"
+    weights = own_file(Path(run_dir) / "model.safetensors")
     if not weights.exists():
         raise SercliError(f"{weights}: no such file; train the run again")
     try:

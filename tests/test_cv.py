@@ -180,3 +180,37 @@ def test_fields_that_are_not_partitions_are_refused():
         make_folds(recs, "field:only_train")
     with pytest.raises(SercliError, match="no training partition"):
         make_folds(recs, "field:no_train")
+
+
+def test_one_partition_spelt_several_ways_is_one_fold():
+    """Test_1, test-1, TEST01 and "Test 1" are one test partition (one fold, not four);
+    Test and Test1, or test and eval, stay apart; testing is test."""
+    from sercli.cv import partition_key
+
+    assert len({partition_key(v) for v in ("Test1", "test_1", "TEST-01", "Test 1", " test1 ")}) == 1
+    assert len({partition_key(v) for v in ("Test", "Test1", "Eval", "Eval1")}) == 4
+    assert partition_key("Testing") == partition_key("test")
+    recs = records(n_speakers=6)
+    names = ["Train", "Train", "Dev", "Test_1", "test-1", "TEST01"]
+    for r in recs:
+        r["split"] = names[int(r["speaker"][3:])]
+    folds = make_folds(recs, "field:split")
+    assert len(folds) == 1 and speakers(folds[0].test) == {"spk3", "spk4", "spk5"}
+    assert sorted(folds[0].description[6:].split("/")) == ["TEST01", "Test_1", "test-1"]
+
+
+def test_unknown_speakers_of_given_partitions_are_not_one_shared_speaker():
+    """MSP-Podcast leaves many speakers unknown in Train and in each Test: its partitions keep
+    them apart, so they do not count as one speaker '' in both (known speakers still do)."""
+    recs = records(n_speakers=5)
+    names = ["Train", "Train", "Development", "Test1", "Test2"]
+    for i, r in enumerate(recs):
+        r["split"] = names[int(r["speaker"][3:])]
+        if i % 3 == 0:
+            r["speaker"] = None
+    folds = make_folds(recs, "field:split")
+    assert len(folds) == 2 and all(f.given for f in folds)
+    with pytest.raises(SercliError, match="'spk0'"):  # a known speaker in Train and Test1
+        make_folds([dict(r, speaker="spk0") if r["split"] == "Test1" else r for r in recs], "field:split")
+    with pytest.raises(SercliError, match="''"):  # other protocols still count '' as one speaker
+        make_folds([dict(r, fold=r["split"][:4]) for r in recs], "loo:fold")

@@ -219,3 +219,80 @@ def test_a_missing_audio_file_says_not_found(tmp_path):
     run_extraction(pl.create("backbone", "fbank"), [("m", missing)], FeatureStore(tmp_path / "st2"),
                    ExtractConfig(workers=0), on_error=lambda k, m: errors.append(m))
     assert errors == [f"audio file not found: {missing}"]
+
+
+class Misshapen:
+    """A backbone whose output shape depends on the input's length (as a buggy plugin's might)."""
+
+    name = "misshapen"
+    sample_rate = 16000
+    num_layers = 1
+    level = "frame"
+
+    def num_frames(self, n):
+        return n // 160
+
+    def load(self, device="cpu"):
+        pass
+
+    def forward(self, wavs, device="cpu"):
+        import torch
+
+        shapes = {16000: (1, 10, 4), 16001: (10, 4), 16002: (1, 10, 5), 16003: (2, 10, 4), 16004: (1, 10, 4, 2),
+                  16005: (1, 10, 0)}
+        out = []
+        for w in wavs:
+            if len(w) == 16006:
+                out.append(np.ones((1, 10, 4), np.float32))  # numpy, not a tensor
+            else:
+                out.append(torch.ones(shapes[len(w)]))
+        return out
+
+
+@pytest.mark.parametrize("pool", ["none", "mean"])
+def test_features_of_the_wrong_shape_are_skipped_not_stored(tmp_path, pool):
+    pairs = [(f"n{n}", noise(tmp_path / f"{n}.wav", n, seed=n)) for n in range(16000, 16007)]
+    errors = {}
+    store = FeatureStore(tmp_path / "st")
+    run_extraction(Misshapen(), pairs, store, ExtractConfig(pool=pool, store_dtype="float32", workers=0),
+                   on_error=lambda k, m: errors.setdefault(k, m))
+    # dims 4 and 5 are both of the right shape: the first stored decides, the other is skipped
+    (kept,) = store.index()
+    other = ({"n16000", "n16002"} - {kept}).pop()
+    assert set(errors) == {f"n{n}" for n in range(16000, 16007)} - {kept}
+    assert "but the store holds dim" in errors[other] and "not a torch tensor" in errors["n16006"]
+    assert all("shape" in errors[f"n{n}"] for n in (16001, 16003, 16004, 16005))
+    with store.writer() as w:  # the store itself refuses what the head could not read
+        for bad in (np.ones((10, 4), np.float32), np.ones((1, 0, 4), np.float32), np.ones((1, 3, 7), np.float32)):
+            with pytest.raises(RecordError):
+                w.add("x", bad)
+
+
+def test_stored_values_are_checked_whatever_the_index_says(tmp_path):
+    """A store whose index claims "finite" for infinities, or holds features without frames or
+    of another shape (hand-made, damaged, a faulty tool): train and eval refuse it naming the
+    record, predict skips it; nothing is printed from it."""
+    feats, recs = legacy_corpus(tmp_path)
+    run = tmp_path / "run"
+    run_cli("train", feats, "--out", run, "--test-speakers", "s3", "--epochs", "2", check=True)
+    root = tmp_path / "odd"
+    root.mkdir()
+    (root / "meta.json").write_text((tmp_path / "old" / "meta.json").read_text())
+    arrays = {"inf": np.full((1, 5, 8), np.inf, np.float32), "empty": np.zeros((1, 0, 8), np.float32),
+              "flat": np.zeros((5, 8), np.float32), "wide": np.zeros((1, 5, 9), np.float32)}
+    save_file(arrays, str(root / "shard-00000.safetensors"))
+    (root / "index.jsonl").write_text("".join(json.dumps(
+        {"key": k, "shard": "shard-00000.safetensors", "shape": list(v.shape), "finite": True}) + "\n"
+        for k, v in arrays.items()))
+    for key, words in (("inf", "NaN or infinite"), ("empty", "no frames"), ("flat", "not (layers, frames, dim)"),
+                       ("wide", "different sizes")):
+        odd = {**recs[0], "id": key, "speaker": "s3", "features": {"store": str(root), "key": key}}
+        data = manifest(tmp_path, recs + [odd], f"{key}.jsonl")
+        for proc in (run_cli("train", data, "--out", tmp_path / f"run-{key}", "--test-speakers", "s3", "--epochs", "2"),
+                     run_cli("eval", run, data, "--allow-speaker-overlap")):
+            assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr, proc.stderr
+            assert f"'{key}'" in proc.stderr and words in proc.stderr
+        proc = run_cli("predict", run, data)
+        assert proc.returncode == 1 and no_nan_in(proc.stdout) and len(proc.stdout.splitlines()) == len(recs)
+        assert f"{key}:" in proc.stderr and "(skipped)" in proc.stderr
+        assert not (tmp_path / f"run-{key}").exists()

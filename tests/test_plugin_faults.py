@@ -186,3 +186,106 @@ def test_load_plugins_keeps_builtins_first(tmp_path, name="template"):
     assert [(r["name"], r["distribution"], r["error"] is None) for r in rows] == [
         (name, "shadowing", False), (name, "sercli", True)
     ]
+
+
+LOUD_AT_USE = HOOK + '''
+import atexit, ctypes, os, subprocess, sys, threading
+from sercli.base import LLMBackend, TTSEngine
+
+os.chdir("/")  # at import: -o out.jsonl must still mean the user's folder
+atexit.register(lambda: print("print at exit"))
+
+
+class Loud(LLMBackend):
+    name = "loud"
+
+    def generate(self, emotion, n, *, seed, exclude):
+        for i in range(n):
+            print("print while generating")
+            os.write(1, b"fd 1 while generating\\n")
+            subprocess.run(["echo", "a subprocess while generating"])
+            yield f"This is {emotion} sentence number {i}."
+
+
+class LoudTTS(TTSEngine):
+    name = "loudtts"
+    max_concurrency = 2
+
+    def voices(self, emotion=None):
+        return ["v1"]
+
+    def synthesize(self, text, emotion, voice, path):
+        import numpy as np
+        from sercli.audio import write_wav
+
+        print("print in a worker thread")
+        t = threading.Thread(target=print, args=("print in a thread it started",))
+        t.start()
+        t.join()
+        ctypes.CDLL(None).printf(b"C printf while synthesising\\n")
+        os.chdir("/")  # at use time: the audio still lands in --audio-dir
+        write_wav(path, np.zeros(1600, dtype="float32"), 16000)
+
+
+@hookimpl
+def register_llm_backends(register):
+    register(Loud)
+
+
+@hookimpl
+def register_tts_engines(register):
+    register(LoudTTS)
+'''
+
+
+def test_plugins_printing_or_changing_folder_while_used_never_reach_stdout(tmp_path):
+    site = tmp_path / "site"
+    install(site, "loud", {"loud": "loud_plugin"}, {"loud_plugin": LOUD_AT_USE})
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "SERCLI_QUIET": "1", "SERCLI_LOAD_PLUGINS": "loud"}
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", "sercli", *map(str, args)], capture_output=True,
+                              text=True, env=env, cwd=work, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    text = run("gen-text", "-b", "loud", "-e", "sad", "-n", "2")
+    assert [json.loads(line)["emotion"] for line in text.stdout.splitlines()] == ["sad", "sad"]
+    for said in ("print while generating", "fd 1 while generating", "a subprocess while generating", "print at exit"):
+        assert said in text.stderr, said
+    run("gen-text", "-b", "loud", "-e", "sad", "-n", "2", "-o", "text.jsonl")
+    assert (work / "text.jsonl").is_file()  # not /text.jsonl
+    speech = run("synthesize", "text.jsonl", "-t", "loudtts", "-d", "wav")
+    records = [json.loads(line) for line in speech.stdout.splitlines()]
+    assert len(records) == 2
+    assert all(Path(r["audio"]).parent == (work / "wav").resolve() and Path(r["audio"]).is_file() for r in records)
+    for said in ("print in a worker thread", "print in a thread it started", "C printf while synthesising"):
+        assert said in speech.stderr, said
+
+
+PREFIXED = HOOK + '''
+from sercli.base import Backbone
+
+
+class Fake(Backbone):
+    name = "hf:facebook/wav2vec2-base"
+    dim = 3
+
+
+@hookimpl
+def register_backbones(register):
+    register(Fake)
+'''
+
+
+def test_a_name_under_a_builtins_prefix_is_not_taken_over(tmp_path):
+    """`hf:` stands for every Hugging Face model: a plugin registering one such name exactly
+    would silently replace the built-in for it."""
+    install(tmp_path, "prefixed", {"prefixed": "prefixed_plugin"}, {"prefixed_plugin": PREFIXED})
+    rows, stderr = plugin_rows(tmp_path)
+    line = one_line_about(stderr, "prefixed")
+    assert "'hf:facebook/wav2vec2-base'" in line and "'hf:'" in line and "built-in" in line
+    row = {r["name"]: r for r in rows}["prefixed"]
+    assert row["registered"] == {} and row["error"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +105,80 @@ def test_a_damaged_line_in_the_output_file_is_named_not_skipped(tmp_path):
     err = one_error_line(run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV))
     assert f"{out} line 2: not a valid record" in err
     assert out.read_text() == before
+
+
+# -- records that other tools write, and values Python reads but JSON has not ------------------
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_read(tmp_path):
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "emotion": "sad", "text": "One."}\r\n'
+                     b'{"id": "b", "emotion": "sad", "text": "Two."}\r\n')
+    assert [r["id"] for r in read_records(path)] == ["a", "b"]
+    assert [r["text"] for r in read_records(path)] == ["One.", "Two."]
+
+
+@pytest.mark.parametrize("value, message", [
+    ('[{"id": "a", "emotion": "sad", "text": "Hi."}]', "expected a JSON object {...}, not a list"),
+    ('"a"', "expected a JSON object {...}, not a string"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "x": {"y": [1, NaN]}}', "field 'x.y[1]' holds NaN or infinity"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "x": -Infinity}', "field 'x' holds NaN or infinity"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "x": 1e400}', "field 'x' holds NaN or infinity"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "duration": 1' + "0" * 400 + "}", "field 'duration' must be a finite number"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "x": 1' + "0" * 5000 + "}", "not valid JSON (Exceeds the limit"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "x": ' + "[" * 100000 + "]" * 100000 + "}", "not valid JSON (nested too deeply)"),
+    ('{"id": "a", "id": "../../b", "emotion": "sad", "text": "Hi."}', "field 'id' appears twice"),
+    ('{"id": "a\\ud800", "emotion": "sad", "text": "Hi."}', "field 'id' holds an unpaired surrogate"),
+    ('{"id": "a", "emotion": "sad", "text": "Hi.", "\\udc00": 1}', "field '\\udc00' holds an unpaired surrogate"),
+], ids=["list", "string", "nan", "infinity", "1e400", "huge-duration", "5000-digits", "deep", "repeated-key",
+        "surrogate", "surrogate-key"])
+def test_values_json_has_not_are_refused_before_any_work(tmp_path, value, message):
+    """Python's json reads NaN, 1e400, lone surrogates and repeated keys; each would fail (or
+    mean two things) only after the utterances were rendered and paid for."""
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": "ok", "emotion": "sad", "text": "Fine."}\n' + value + "\n")
+    err = one_error_line(run_cli("synthesize", path, "-d", tmp_path / "w", env=ENV))
+    assert f"{path} line 2: {message}" in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_surrogate_pair_is_text_not_an_error(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": "smile\\ud83d\\ude00", "emotion": "sad", "text": "Hi."}\n')
+    assert read_records(path)[0]["id"] == "smile\U0001F600"
+
+
+def test_the_output_is_never_one_of_the_inputs(tmp_path):
+    """-o IN, a link to IN, stdin being the output file, or `>> IN` would mix (or, killed, lose)
+    the input: refused before anything is written."""
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "emotion": "sad", "text": "One."}\n')
+    before = src.read_bytes()
+    (tmp_path / "hard.jsonl").hardlink_to(src)
+    (tmp_path / "soft.jsonl").symlink_to(src)
+    for out in (src, tmp_path / "hard.jsonl", tmp_path / "soft.jsonl"):
+        err = one_error_line(run_cli("synthesize", src, "-d", tmp_path / "w", "-o", out, env=ENV))
+        assert "is also the file the records are read from" in err
+    with open(src) as stdin:
+        proc = subprocess.run([sys.executable, "-m", "sercli", "synthesize", "-", "-d", tmp_path / "w", "-o", src],
+                              stdin=stdin, capture_output=True, text=True, env={**os.environ, **ENV})
+    assert "is also the file the records are read from (stdin)" in one_error_line(proc)
+    with open(src, "a") as stdout:  # sercli synthesize in.jsonl >> in.jsonl
+        proc = subprocess.run([sys.executable, "-m", "sercli", "synthesize", src, "-d", tmp_path / "w"],
+                              stdout=stdout, stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV})
+    assert proc.returncode == 1 and "stdout is also the file" in proc.stderr, proc.stderr
+    csv = tmp_path / "corpus.csv"  # prepare generic: the corpus's own file
+    csv.write_text(f"path,label\n{write_tone(tmp_path / 'a.wav')},sad\n")
+    csv_before = csv.read_bytes()
+    err = one_error_line(run_cli("prepare", "generic", csv, "-o", csv, env={"SERCLI_LOAD_PLUGINS": "corpora"}))
+    assert "is also the file the records are read from" in err
+    assert src.read_bytes() == before and csv.read_bytes() == csv_before
+    assert not (tmp_path / "w").exists()
+
+
+def test_o_dev_stdout_is_stdout(tmp_path):
+    """-o /dev/stdout means the records stream (file descriptor 1 points at stderr while sercli
+    runs, so that nothing else can write among the records)."""
+    proc = run_cli("gen-text", "-e", "sad", "-n", "2", "-o", "/dev/stdout", env={"SERCLI_LOAD_PLUGINS": "template"})
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["emotion"] for line in proc.stdout.splitlines()] == ["sad", "sad"]
+    assert '"emotion"' not in proc.stderr

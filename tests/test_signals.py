@@ -275,3 +275,111 @@ def test_closed_stdout_ends_quietly(args):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141, err
     assert err == "", err
+
+
+SLOW_IMPORT = '''
+import importlib.abc, pathlib, sys, time
+
+
+class SlowTyper(importlib.abc.MetaPathFinder):
+    """Makes `import typer` (sercli.cli's first import) take seconds, and says when it starts."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            pathlib.Path(MARKER).write_text("importing\\n")
+            time.sleep(5)
+        return None
+
+
+sys.meta_path.insert(0, SlowTyper())
+'''
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_signal_while_sercli_imports_is_an_interrupt(tmp_path, sig):
+    """Ctrl-C right after Enter lands while sercli still imports its libraries: "Interrupted" and
+    128 + N, not a traceback (SIGINT) or a silent death (SIGTERM)."""
+    marker = tmp_path / "marker"
+    (tmp_path / "sitecustomize.py").write_text(f"MARKER = {str(marker)!r}\n" + SLOW_IMPORT)
+    proc = start("gen-text", "-n", "1", "-o", tmp_path / "out.jsonl", env={"PYTHONPATH": str(tmp_path)})
+    wait_for_lines(marker, 1, proc)
+    os.killpg(proc.pid, sig)
+    code, err = finish(proc, timeout=20)
+    assert_interrupted(code, err, sig)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+SWALLOWS = '''
+import time
+from sercli.hookspecs import hookimpl
+from sercli.base import LLMBackend
+
+
+class Slow:
+    def __del__(self):
+        time.sleep(0.5)  # a signal here is raised where Python ignores exceptions
+
+
+class Swallow(LLMBackend):
+    name = "swallow"
+
+    def generate(self, emotion, n, *, seed, exclude):
+        for i in range(n):
+            Slow()
+            yield f"This is {emotion} sentence number {i}."
+
+
+@hookimpl
+def register_llm_backends(register):
+    register(Swallow)
+'''
+
+
+def test_a_signal_raised_where_python_ignores_exceptions_still_ends_the_command(tmp_path):
+    """An interrupt raised in a __del__ (or a weakref callback, an import lock's clean-up) is
+    printed as "Exception ignored" and lost: the command ran on to the end with exit 0."""
+    site = tmp_path / "site"
+    info = site / "swallow-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: swallow\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[sercli]\nswallow = swallow_plugin\n")
+    (site / "swallow_plugin.py").write_text(SWALLOWS)
+    out = tmp_path / "text.jsonl"
+    proc = start("gen-text", "-b", "swallow", "-e", "sad", "-n", "20", "-o", out,
+                 env={"PYTHONPATH": str(site), "SERCLI_LOAD_PLUGINS": "swallow"})
+    wait_for_lines(out, 1, proc)
+    time.sleep(0.2)  # inside a __del__
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert_interrupted(code, err, signal.SIGTERM)
+    assert len(jsonl(out)) < 20
+
+
+def test_the_first_signal_decides_the_exit_code(tmp_path, plugin_path):
+    """SIGTERM, then Ctrl-C while the command cleans up: still 143."""
+    out = tmp_path / "text.jsonl"
+    proc = start("gen-text", "-b", "slow", "-e", "sad", "-n", "50", "-o", out, env={"PYTHONPATH": plugin_path})
+    wait_for_lines(out, 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    code, err = finish(proc)
+    assert code == 128 + signal.SIGTERM, err
+    jsonl(out)
+
+
+def test_closed_standard_streams_cost_nothing_but_their_output(tmp_path):
+    """`sercli ... >&-` or `2>&-`: the run completes into its -o file, whose descriptor is
+    never 1 or 2 (progress would land in it); records sent to a closed stdout fail in one line."""
+    for fd in (1, 2):
+        out = tmp_path / f"closed{fd}.jsonl"
+        proc = subprocess.run(
+            ["bash", "-c", f'exec {fd}>&-; exec "$0" -m sercli gen-text -e sad -n 3 -o "$1"', sys.executable, str(out)],
+            capture_output=True, text=True, env={**os.environ, "SERCLI_QUIET": "", "SERCLI_PROGRESS": "1"}, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert [r["emotion"] for r in jsonl(out)] == ["sad"] * 3
+    proc = subprocess.run(["bash", "-c", 'exec 1>&-; exec "$0" -m sercli gen-text -e sad -n 3', sys.executable],
+                          capture_output=True, text=True, env={**os.environ, "SERCLI_QUIET": "1"}, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.startswith("Error: stdout is closed"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1

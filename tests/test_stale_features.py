@@ -89,3 +89,34 @@ def test_a_store_that_did_not_record_the_audio_is_not_trusted(tmp_path, fbank):
     for rec in recs:
         assert keys[rec["id"]] != rec["id"]
         np.testing.assert_allclose(fs.get(keys[rec["id"]]), features_of(fbank, rec["audio"]), atol=1e-6)
+
+
+def test_a_damaged_store_is_named(tmp_path):
+    """A torn shard or a damaged meta.json is named in one line by train, eval and predict;
+    index lines that are not rows the store wrote are ignored (their keys are not there)."""
+    from test_train_eval import make_corpus
+
+    real, _ = make_corpus(tmp_path / "c")
+    run = tmp_path / "run"
+    run_cli("train", real, "--test-speakers", "spk0", "--out", run, "--epochs", "2", "--hidden", "8", check=True)
+    store = tmp_path / "c" / "store"
+    shard = store / "shard-00000.safetensors"
+    good = shard.read_bytes()
+    shard.write_bytes(good[:1000])
+    for args in (("train", real, "--out", tmp_path / "again", "--epochs", "2"),
+                 ("eval", run, real, "--allow-speaker-overlap"), ("predict", run, real)):
+        proc = run_cli(*args)
+        assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
+        assert f"{shard} (feature " in proc.stderr and "damaged" in proc.stderr, proc.stderr
+    shard.write_bytes(good)
+    meta = store / "meta.json"
+    meta.write_text(meta.read_text()[:20])
+    for args in (("train", real, "--out", tmp_path / "again", "--epochs", "2"), ("predict", run, real)):
+        proc = run_cli(*args)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith(f"Error: {meta} is damaged")
+    assert not (tmp_path / "again").exists()
+    index = FeatureStore(tmp_path / "odd")
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "index.jsonl").write_text('[1, 2]\n{"key": 3}\n"text"\n{"shard": "x"}\n')
+    assert index.index() == {}

@@ -261,3 +261,48 @@ def test_gen_text_does_not_count_sentences_made_with_other_settings(tmp_path):
     run_cli("gen-text", "-e", "angry", "-n", "4", "-o", out, env=ESPEAK, check=True)
     records = lines(out)
     assert len(records) == 4 and all(r["provenance"]["gen_text"]["seed"] == 0 for r in records)
+
+
+def test_resuming_with_another_seed_or_voice_count_is_refused_not_mixed(tmp_path):
+    """--seed, --voices and --voices-per-text choose each sentence's voices: resuming an -o file
+    with others would append other voices' records, a file that no single run makes."""
+    texts = write_texts(tmp_path / "t.jsonl", [("a", "sad", "I never wanted this."),
+                                               ("b", "happy", "What a lovely morning.")])
+    out, audio = tmp_path / "s.jsonl", tmp_path / "audio"
+    base = ("synthesize", texts, "-d", audio, "-o", out, "-O", "voices=en-us,en-gb-x-rp,en-us+f3")
+    assert run_cli(*base, env=ESPEAK).returncode == 0
+    first = out.read_bytes()
+    assert run_cli(*base, env=ESPEAK).returncode == 0 and out.read_bytes() == first  # same run: nothing to do
+    for other in (("--seed", "1"), ("--voices", "en-us+m3")):
+        proc = run_cli(*base, *other, env=ESPEAK)
+        assert proc.returncode == 1 and "other --seed, --voices or --voices-per-text" in proc.stderr, (other, proc.stderr)
+        assert out.read_bytes() == first
+    # more voices per text with the same seed keeps the voices already chosen: a resume
+    assert run_cli(*base, "--voices-per-text", "2", env=ESPEAK).returncode == 0
+    fresh = tmp_path / "fresh.jsonl"
+    assert run_cli(*base[:-4], "-o", fresh, *base[-2:], "--voices-per-text", "2", env=ESPEAK).returncode == 0
+    assert sorted(r["id"] for r in lines(out)) == sorted(r["id"] for r in lines(fresh))
+    proc = run_cli(*base, env=ESPEAK)  # and back to one is refused
+    assert proc.returncode == 1 and "other --seed, --voices or --voices-per-text" in proc.stderr, proc.stderr
+
+
+def test_an_audio_folder_that_is_a_file_is_named(tmp_path):
+    texts = write_texts(tmp_path / "t.jsonl", [("a", "sad", "I never wanted this.")])
+    (tmp_path / "afile").write_text("not a folder")
+    for audio in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        proc = run_cli("synthesize", texts, "-d", audio, "-o", tmp_path / "s.jsonl", env=ESPEAK)
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+            f"Error: --audio-dir {audio}: {tmp_path / 'afile'} is a file, not a folder"], proc.stderr
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_records_that_say_the_same_thing_share_one_existing_file(tmp_path):
+    """Two ids, one text, emotion and voice: rendered once, and both records name that file
+    (the second used to name a file that was never written)."""
+    texts = write_texts(tmp_path / "t.jsonl", [("one", "sad", "Same words here."), ("two", "sad", "Same words here.")])
+    out, audio = tmp_path / "s.jsonl", tmp_path / "audio"
+    assert run_cli("synthesize", texts, "-d", audio, "--voices", "en-us", "-o", out, env=ESPEAK).returncode == 0
+    records = lines(out)
+    assert [r["id"] for r in records] == ["one-en-us", "two-en-us"]
+    assert all(Path(r["audio"]).is_file() for r in records)
+    assert len({r["audio"] for r in records}) == 1 and len(list(audio.glob("*.wav"))) == 1

@@ -197,6 +197,81 @@ def test_concurrent_and_killed_trains(tmp_path, corpus):
     assert (out / "metrics.json").exists() and not list(tmp_path.glob(".run.tmp-*"))
 
 
+
+def test_no_command_writes_into_an_existing_run(tmp_path, corpus, runs):
+    """--out inside a run (a new folder in it, or one of its jobs even with --overwrite), or
+    inside an evaluation folder, is refused for train and eval alike; the run is unchanged."""
+    real, _, _ = corpus
+    cv, single = runs
+    run = tmp_path / "run"
+    shutil.copytree(cv, run)
+    before = snapshot(run)
+    refused(run_cli("train", real, "--test-speakers", "spk0", "--out", run / "sub", *FAST), "inside the run folder")
+    refused(run_cli("train", real, "--test-speakers", "spk0", "--out", run / "fold-01-seed-0", "--overwrite", *FAST),
+            "inside the run folder")
+    refused(run_cli("eval", single, "--out", run / "evaluation"), "inside the run folder")
+    assert snapshot(run) == before and sorted(p.name for p in run.iterdir() if p.name.startswith("."))  == []
+    evaluation = tmp_path / "evaluation"
+    run_cli("eval", single, "--out", evaluation, check=True)
+    refused(run_cli("eval", single, "--out", evaluation / "again"), "inside the run folder")
+    # a folder of the user's that merely has a config.json is not mistaken for a run
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.json").write_text("{}")
+    run_cli("train", real, "--test-speakers", "spk0", "--out", project / "runs" / "a", *FAST, check=True)
+
+
+def test_a_link_is_never_replaced_or_read_as_a_run_file(tmp_path, corpus, runs):
+    """sercli writes no symbolic links into a run: one there (to another run's model, to
+    records outside, to another run's manifest) is refused, never followed; an --out that
+    is a link is not replaced."""
+    real, _, _ = corpus
+    cv, single = runs
+    for name, target in (("fold-00-seed-0/model.safetensors", single / "model.safetensors"),
+                         ("fold-00-seed-0/config.json", single / "config.json"),
+                         ("fold-00-seed-0/test.jsonl", real), ("run.json", cv / "run.json")):
+        run = tmp_path / name.replace("/", "_")
+        shutil.copytree(cv, run)
+        (run / name).unlink()
+        (run / name).symlink_to(target)
+        line = refused(run_cli("eval", run), "symbolic link", name.split("/")[-1])
+        assert str(run) in line
+        if name != "fold-00-seed-0/test.jsonl":
+            refused(run_cli("predict", run, real), "symbolic link")
+    run = tmp_path / "linked-job"
+    shutil.copytree(cv, run)
+    shutil.rmtree(run / "fold-01-seed-0")
+    (run / "fold-01-seed-0").symlink_to("fold-00-seed-0")  # inside the run, but another job's folder
+    refused(run_cli("eval", run), "symbolic link", "'fold-01-seed-0'")
+    link = tmp_path / "link"
+    link.symlink_to(single)
+    before = snapshot(single)
+    refused(run_cli("train", real, "--test-speakers", "spk0", "--out", link, "--overwrite", *FAST), "symbolic link")
+    assert snapshot(single) == before and link.is_symlink()
+
+
+def test_sweep_values_that_read_the_same_are_refused(tmp_path, corpus):
+    real, synthetic, _ = corpus
+    proc = run_cli("train", real, "--synthetic", synthetic, "--strategy", "mix", "--sweep", "ratio=0.5,.5",
+                   "--test-speakers", "spk0", "--out", tmp_path / "sweep", *FAST)
+    refused(proc, "ratio=0.5 and ratio=.5", "same setting")
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_msp_podcast_unknown_speakers_in_train_and_test(tmp_path, corpus):
+    """Records without a speaker in Train and in Test1 (as MSP-Podcast has them): the given
+    partitions train and evaluate; known speakers are still checked."""
+    _, _, recs = corpus
+    names = {"spk0": "Train", "spk1": "Train", "spk2": "Development", "spk3": "Test1", "spk4": "Test2"}
+    data = write(tmp_path / "msp.jsonl", [{**r, "split": names[r["speaker"]],
+                                           "speaker": None if i % 3 == 0 else r["speaker"]}
+                                          for i, r in enumerate(recs)])
+    out = tmp_path / "run"
+    proc = run_cli("train", data, "--cv", "field:split", "--out", out, *FAST, check=True)
+    assert "no speaker" in proc.stderr
+    result = json.loads(run_cli("eval", out, check=True).stdout)
+    assert result["n_folds"] == 2
+
 # -- 2. paths from run-folder files -------------------------------------------------------------
 
 def test_run_files_cannot_name_paths_outside_the_run(tmp_path, corpus, runs):

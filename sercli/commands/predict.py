@@ -46,6 +46,12 @@ def predict(
     labels, meta = config["labels"], config["features"]
     records = _read_inputs(inputs)
     feats, failed = _features(records, meta, device)
+    head = config["head"]
+    for rid, x in feats.items():
+        if (x.shape[0], x.shape[2]) != (head.get("num_layers"), head.get("dim")):
+            warn(f"{rid}: its features have {x.shape[0]} layers x {x.shape[2]}, the model reads "
+                 f"{head.get('num_layers')} x {head.get('dim')} (skipped)")
+            failed.add(rid)
     with open_writer(output) as out:
         for rec in records:
             if rec["id"] in failed:
@@ -88,7 +94,7 @@ def _features(records, meta: dict[str, Any], device: str):
     """id -> (layers, frames, dim) float32 features as training saw them; and the failed ids."""
     import numpy as np
 
-    from sercli.data import store_for
+    from sercli.data import read_features, store_for
 
     out: dict[str, np.ndarray] = {}
     todo = []
@@ -96,11 +102,10 @@ def _features(records, meta: dict[str, Any], device: str):
     for rec in records:
         f = rec.get("features")
         if f and store_for(f["store"]).meta() == meta:
-            x = store_for(f["store"]).get(f["key"]).astype(np.float32)
-            if np.isfinite(x).all():
-                out[rec["id"]] = x
-            else:  # a store written before sercli refused to store them
-                warn(f"{rec['id']}: its features in {f['store']} hold NaN or infinite values (skipped)")
+            try:  # a damaged, hand-made or older store: NaN, infinity, no frames, other shapes
+                out[rec["id"]] = read_features(rec)
+            except SercliError as exc:
+                warn(f"{rec['id']}: {exc} (skipped)")
                 failed.add(rec["id"])
         elif rec.get("audio"):
             todo.append(rec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -51,7 +52,7 @@ def prepare(
     from sercli import plugins
     from sercli.base import parse_option_pairs
     from sercli.fsutil import atomic_write_text
-    from sercli.records import RecordWriter, open_writer
+    from sercli.records import RecordWriter, is_stdout, open_writer, refuse_input, remember_input
     from sercli import manifest
     from sercli.labels import LabelRules
 
@@ -59,11 +60,15 @@ def prepare(
     root = path.expanduser().resolve()
     if not root.exists():
         raise SercliError(f"{path}: no such file or folder")
+    remember_input(root)  # -o must not replace the corpus's own file (generic: the CSV)
+    refuse_input(output)
+    # a corpus reader that changes the working folder moves nothing
+    target = None if is_stdout(output) else os.path.abspath(output)
     rules = LabelRules.from_cli(classes, maps, reader.default_classes, reader.default_map)
     selected = manifest.select(reader, root, rules)  # errors here leave no output file behind
     if not selected.records:
         raise SercliError(f"no records left for {corpus} at {path} (check --classes and the warnings above)")
-    if output is None or output == "-":
+    if is_stdout(output):
         with open_writer(output) as writer:
             manifest.write(selected, writer)
     else:
@@ -71,7 +76,7 @@ def prepare(
         # the same file, one complete manifest wins instead of their lines interleaving
         buffer = io.StringIO()
         manifest.write(selected, RecordWriter(buffer))
-        atomic_write_text(output, buffer.getvalue())
+        atomic_write_text(target, buffer.getvalue())
     manifest.print_summary(selected, rules, output or "stdout")
     if selected.failed:
         raise SercliError(

@@ -45,6 +45,8 @@ def synthesize(
     earlier for the same inputs is reused, never requested again; other options make new files.
     """
     records = read_records(input, required=("text", "emotion"))
+    synth.check_audio_dir(audio_dir)
+    audio_dir = audio_dir.absolute()  # files land there even if an engine changes folder
     tts = pl.create("tts", engine, parse_option_pairs(option))
     chosen = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
     prov = tts.provenance()
@@ -144,6 +146,6 @@ def _record(job: synth.Job, engine: str, prov: dict, seconds: float) -> dict:
     )
     new["provenance"] = {
         **(job.rec.get("provenance") or {}),
-        "synthesize": {**prov, "voice": job.voice, "key": job.key},
+        "synthesize": {**prov, "voice": job.voice, "key": job.key, "from": job.rec["id"]},
     }
     return new

@@ -149,8 +149,15 @@ def train(
     names = [_sweep_name(v) for v in variants]
     if len(set(names)) != len(names):
         raise SercliError("--sweep: two values give the same run name; give each value once")
-    for v in variants:  # every option set is checked before the first minute of training
-        pl.create("strategy", strategy, {**options, **v})
+    resolved_options = []  # every option set is checked before the first minute of training
+    for v in variants:
+        resolved_options.append(json.dumps(pl.create("strategy", strategy, {**options, **v}).provenance(),
+                                           sort_keys=True))
+    if len(set(resolved_options)) != len(resolved_options):
+        same = ["+".join(f"{k}={x}" for k, x in v.items())
+                for v, o in zip(variants, resolved_options) if resolved_options.count(o) > 1]
+        raise SercliError(f"--sweep: {' and '.join(same[:2])} are the same setting (the values read the same); "
+                          "give each value once")
 
     if cv:
         folds = make_folds(real, cv, allow_speaker_overlap=allow_speaker_overlap)
