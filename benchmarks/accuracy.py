@@ -92,7 +92,7 @@ def svm_floor(feature_records: Path, seeds: list[int]) -> dict:
     from sercli.data import Examples
     from sercli.metrics import compute_metrics
     from sercli.records import read_records
-    from sercli.report import summary
+    from sercli.evaluate import summary
     from sercli.runs import select_labels
 
     labels, records = select_labels(read_records(feature_records), [])

@@ -3,12 +3,34 @@
 Every plugin class has a ``name``, a one-line ``description`` and a nested pydantic
 ``Options`` model (``extra="forbid"``) set from the command line with ``-O key=value`` (``--option``).
 Import heavy libraries (torch, transformers, clients) inside methods, never at module top.
+Import what a plugin needs from ``sercli.api`` (audio, logging, emotion names, the record
+schema, the strategy helpers); every other sercli module is internal.
+
+Errors (the same for every family):
+
+* ``RecordError(message)``: this one record (a sentence, an utterance, an audio file) cannot
+  be made; the command reports the message with the record's id, skips it and carries on.
+* ``SercliError(message)``: the run cannot go on (bad option, missing credentials, a quota
+  spent); it ends with exit status 1 and the message as its one line, so write the fix in it.
+* Anything else is a bug: it ends the whole command (exit status 1, ``Error: Type: message``;
+  ``--debug`` shows the traceback), even when raised for one record.
+
+Threads: ``TTSEngine.synthesize`` is called from a thread pool of ``max_concurrency`` workers
+(or ``--jobs``) when that is more than 1, so it must be thread-safe then; leave
+``max_concurrency = 1`` for a library that is not. ``LLMBackend.generate`` is called from one
+thread; a backend may run its own requests concurrently, and its ``usage`` totals must then
+be updated under a lock. ``Backbone.forward`` and ``Strategy.fit`` run in one thread.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol
+
+if TYPE_CHECKING:  # only for the annotations: importing them needs numpy and torch
+    from sercli.data import Examples
+    from sercli.model import Head
+    from sercli.train import FitHooks, TrainConfig
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -67,7 +89,10 @@ class LLMBackend(Plugin):
     """Writes sentences a person would say in a given emotion."""
 
     def generate(self, emotion: str, n: int, *, seed: int, exclude: set[str]) -> Iterator[str]:
-        """Yield up to ``n`` new sentences for ``emotion`` (none of them in ``exclude``).
+        """Yield up to ``n`` new sentences for ``emotion`` (a canonical name, see
+        ``sercli.api.EMOTIONS``), none of them the same sentence as one in ``exclude``
+        (compare with ``sercli.api.same_sentence_key``); the same ``seed`` should give the
+        same sentences where the backend can.
 
         Sentences are yielded as soon as they exist so the caller can persist them at once.
         """
@@ -86,18 +111,29 @@ class TTSEngine(Plugin):
     """Speaks text in an emotion with one of several voices; writes 16 kHz mono WAV."""
 
     sample_rate: ClassVar[int] = 16000
+    # calls of ``synthesize`` that may run at once, in threads (see the module docstring)
     max_concurrency: ClassVar[int] = 1
+    # True when the engine can speak no voice but those ``voices()`` lists: sercli then refuses
+    # an unknown ``--voices`` name before any audio is made. False (the default) for engines
+    # whose voice names are open (espeak-ng's ``voice+variant``, a cloud service's new voices).
+    closed_voices: ClassVar[bool] = False
 
     def voices(self, emotion: str | None = None) -> list[str]:
+        """The voices that can speak ``emotion`` (every voice when None)."""
         raise NotImplementedError
 
     def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
+        """Write ``text`` spoken in ``emotion`` by ``voice`` to ``path`` as a mono WAV at
+        ``sample_rate`` (use ``sercli.api.write_wav``: whole file or none). RecordError for
+        this one utterance (text refused, empty audio), SercliError to end the run."""
         raise NotImplementedError
 
     def estimate(self, text: str) -> dict[str, int]:
+        """Requests and characters synthesising ``text`` would cost (for --dry-run)."""
         return {"requests": 1, "characters": len(text)}
 
     def usage(self) -> dict[str, int]:
+        """Totals spent so far, for the end-of-run summary (thread-safe: see above)."""
         return {}
 
 
@@ -116,6 +152,26 @@ class Backbone(Plugin):
     # in the process that forks the workers, e.g. ("transformers.modeling_utils",))
     worker_modules: ClassVar[tuple[str, ...]] = ()
 
+    # -- geometry: what sercli.extract plans with (a property may compute any of these) --
+    # Samples of input per output frame, frame j centred near sample j * hop_samples. Declared
+    # (with ``num_frames``), it lets sercli cut long recordings into hop-aligned, overlapping
+    # chunks and stitch their frames into exactly the frames of the whole recording; it also
+    # puts the chunk settings into the store's metadata. None: each recording goes through whole.
+    hop_samples: ClassVar[int | None] = None
+    # True when a waveform's features change if it is padded to a longer one in the batch
+    # (a norm over the padded length, a mask the model lacks). sercli then batches only
+    # segments of equal length, so batched features equal one-by-one features.
+    padding_sensitive: ClassVar[bool] = False
+    # The longest input (seconds) the model accepts, e.g. a position table's length: sercli
+    # chunks longer recordings at most this long (below ``--chunk-seconds``). Needs ``hop_samples``.
+    max_chunk_seconds: ClassVar[float | None] = None
+
+    def num_frames(self, n_samples: int) -> int | None:
+        """Frames ``forward`` returns for ``n_samples`` of audio; None when not declared
+        (required with ``hop_samples``). sercli plans chunks with it and skips a recording
+        that gives fewer than one frame as too short, before decoding it."""
+        return None
+
     def load(self, device: str = "cpu") -> None:
         """Load weights; called once before the first batch."""
 
@@ -132,11 +188,49 @@ class Backbone(Plugin):
         raise NotImplementedError
 
 
-class Strategy(Plugin):
-    """A way to train a head on real plus synthetic examples (see sercli.train.Trainer)."""
+class TrainerAPI(Protocol):
+    """What a strategy may use of the trainer it is given (``sercli.train.Trainer``).
 
-    def fit(self, trainer, real, synthetic, val):
-        """Return the trained head. ``real``/``synthetic``/``val`` are sercli.train.Dataset."""
+    A strategy decides what to train on and in which order; the trainer owns the loop, the
+    loss, the optimiser, early stopping and the seeds, so that every strategy is compared on
+    the same footing and the same command gives the same numbers.
+    """
+
+    labels: list[str]  # class names; an example's label is an index into this list
+    cfg: "TrainConfig"  # read-only: seed, device, lr, max_epochs, batch_size...
+
+    def new_model(self, stats_from: "Examples") -> "Head":
+        """A fresh head (same seed, same weights), standardised with statistics of
+        ``stats_from`` (training data only, never ``val``)."""
+
+    def fit(self, model: "Head", train: "Examples", val: "Examples", *, max_epochs: int | None = None,
+            stage: str = "train", lr: float | None = None, hooks: "FitHooks | None" = None) -> "Head":
+        """Train ``model`` in place on ``train`` and return it: early stopping on the UA of
+        ``val``, keeping the best weights (or a fixed number of epochs when refitting).
+        ``max_epochs`` caps this call, ``stage`` names it in the history, ``lr`` overrides the
+        learning rate, ``hooks`` (``sercli.api.FitHooks``) add augmentation, mixup or an extra
+        loss. A strategy may call it several times (stages) on the same model."""
+
+    def predict(self, model: "Head", data: "Examples") -> Any:
+        """Class probabilities, a numpy array (len(data), len(labels))."""
+
+    def note_used(self, **parts: "Examples | int") -> None:
+        """Record what training used, e.g. ``note_used(synthetic=examples)``: the run reports
+        it (not the synthetic data that was available)."""
+
+
+class Strategy(Plugin):
+    """A way to train a head on real plus synthetic examples (see TrainerAPI)."""
+
+    def fit(self, trainer: TrainerAPI, real: "Examples", synthetic: "Examples", val: "Examples") -> "Head":
+        """Return the trained head (a ``trainer.new_model``, trained with ``trainer.fit``).
+
+        ``real``, ``synthetic`` and ``val`` are ``sercli.api.Examples`` (records with integer
+        labels into ``trainer.labels`` and domains 0 = real, 1 = synthetic); ``synthetic`` may
+        be empty (use ``need_synthetic`` to refuse that) and ``val`` is for early stopping
+        only. The test part never reaches a strategy. Call ``trainer.note_used(synthetic=...)``
+        with the synthetic examples trained on. A SercliError ends the run (bad data, bad
+        options); ``fit`` is called again, with a fresh trainer, for --tune and --refit."""
         raise NotImplementedError
 
 
@@ -149,4 +243,8 @@ class Corpus(Plugin):
     default_map: ClassVar[dict[str, str] | None] = None
 
     def scan(self, path: Path) -> Iterator[dict[str, Any]]:
+        """Yield one record per utterance under the corpus folder ``path``: the fields of
+        ``sercli.api.RECORD_FIELDS`` (``id``, ``audio``, ``emotion`` from
+        ``sercli.api.canonical``, ``raw_label``, ``speaker``...). SercliError when ``path`` is
+        not this corpus; a file that cannot be parsed is better skipped with ``warn``."""
         raise NotImplementedError

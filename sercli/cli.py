@@ -18,7 +18,9 @@ if fastexit.started_as_cli():  # a Ctrl-C while the rest imports is an interrupt
     fastexit.install_signal_handlers()
 try:
     import typer
+    import typer.core
 
+    from sercli import plugins
     from sercli.commands import (
         eval_cmd,
         extract,
@@ -35,8 +37,49 @@ except KeyboardInterrupt as _exc:
         raise
     fastexit.interrupted_at_start(_exc)
 
+class _Commands(typer.core.TyperGroup):
+    """Built-in commands, then the commands plugins registered (``register_commands``).
+    Plugins load only when a name is not a built-in's or the command list is shown, so a
+    built-in command never pays for them."""
+
+    def list_commands(self, ctx) -> list[str]:
+        builtin = super().list_commands(ctx)
+        return builtin + sorted(n for n in _plugin_commands() if n not in self.commands)
+
+    def get_command(self, ctx, name: str):
+        return super().get_command(ctx, name) or _plugin_commands().get(name)
+
+
+_plugin_cache: dict | None = None
+
+
+def _plugin_commands() -> dict:
+    """name -> Click command for each plugin command; one that cannot be built is one warning."""
+    global _plugin_cache
+    if _plugin_cache is None:
+        from sercli import plugins
+
+        _plugin_cache = {}
+        for name, obj in plugins.commands().items():
+            try:
+                if isinstance(obj, typer.Typer):
+                    command = typer.main.get_group(obj)
+                    command.name = name
+                else:
+                    single = typer.Typer()
+                    single.command(name)(obj)
+                    command = typer.main.get_command(single)
+            except Exception as exc:
+                owner = plugins.registry().classes["command"][name][1]
+                _say(f"Warning: plugin {owner!r} command {name!r} cannot be used: {type(exc).__name__}: {exc}")
+                continue
+            _plugin_cache[name] = command
+    return _plugin_cache
+
+
 app = typer.Typer(
     name="sercli",
+    cls=_Commands,
     help="Speech emotion recognition with synthetic emotional speech.\n\n"
     "Pipeline: gen-text | synthesize | extract, then train and eval. "
     "Records are JSON Lines on stdout; logs and progress go to stderr.",
@@ -68,8 +111,9 @@ app.command("extract")(extract.extract)
 app.command("train")(train.train)
 app.command("eval")(eval_cmd.evaluate)
 app.command("predict")(predict.predict)
-app.command("prepare")(prepare.prepare)
+app.command("prepare", cls=prepare.PrepareCommand)(prepare.prepare)
 app.command("plugins")(plugins_cmd.plugins)
+plugins.BUILTIN_COMMANDS.update(c.name for c in app.registered_commands)
 
 
 def main() -> None:

@@ -22,14 +22,13 @@ Train/Development/Test1...): leaving a test partition out in turn would train on
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from sercli.errors import SercliError
 from sercli.log import warn
-
-Record = dict[str, Any]
+from sercli.records import Record
+from sercli.sentences import same_sentence_key
 TRAIN_NAMES = {"train", "training"}
 VAL_NAMES = {"val", "valid", "validation", "dev", "development"}
 TEST_NAME = re.compile(r"(test|testing|eval|evaluation)[ _-]?[0-9]*")
@@ -226,11 +225,8 @@ def absent_warning(what: str, absent: set[str], present: set[str]) -> str:
 
 # -- leakage guard: synthetic sentences that are also test transcripts -------------------------
 
-def normalise_text(text: str) -> str:
-    """Case, accents' composition, punctuation and spacing do not make a sentence new."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"[^\w\s]", " ", text)
-    return " ".join(text.split())
+# Case, accents' composition, punctuation and spacing do not make a sentence new.
+normalise_text = same_sentence_key
 
 
 def _texts(records: list[Record]) -> set[str]:

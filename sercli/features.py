@@ -229,15 +229,9 @@ def _lock(path: Path):
 
 def _truncate_torn_tail(path: Path) -> None:
     """A run killed mid-append may leave a partial last line; cut it so appends start clean."""
-    size = path.stat().st_size
-    if size == 0:
-        return
-    with open(path, "rb+") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) == b"\n":
-            return
-        data = path.read_bytes()
-        fh.truncate(data.rfind(b"\n") + 1)
+    from sercli.fsutil import repair_torn_tail
+
+    repair_torn_tail(path)
 
 
 def _fsync(path: Path) -> None:
@@ -255,7 +249,6 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    _fsync(tmp)
-    os.replace(tmp, path)
+    from sercli.fsutil import atomic_write_text
+
+    atomic_write_text(path, text)

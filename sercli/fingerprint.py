@@ -15,7 +15,6 @@ anyway: hashing costs a small fraction of the cheapest backbone.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Iterable
 
@@ -28,16 +27,13 @@ _FP = re.compile(rf"[0-9a-f]{{{DIGITS}}}")
 
 def audio_sha256(path: str) -> str:
     """sha256 (hex) of the bytes of ``path``; RecordError if it cannot be read."""
+    from sercli.fsutil import file_sha256
     from sercli.guards import file_error
 
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
+        return file_sha256(path)
     except OSError as exc:
         raise file_error(path, exc) from None
-    return h.hexdigest()
 
 
 def audio_sha256s(paths: Iterable[str], threads: int = 8) -> list[str | RecordError]:

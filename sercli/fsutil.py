@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from sercli.errors import SercliError
 
@@ -39,24 +42,61 @@ def inside(root: str | Path, relative: str | Path) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (temporary file, fsync, rename)."""
+@contextmanager
+def atomic_path(path: str | Path, *, fsync: bool = True, per_thread: bool = False) -> Iterator[Path]:
+    """A temporary path next to ``path`` to write to; renamed to ``path`` when the block ends
+    without an error (after an fsync), removed when it fails: ``path`` is whole or absent.
+
+    The name is ``.NAME.PID.tmp`` (``.NAME.PID.THREAD.tmp`` with ``per_thread``, for files
+    several threads of one process write), so a killed writer's leftover is recognisable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    thread = f".{threading.get_ident()}" if per_thread else ""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{thread}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temporary file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def repair_torn_tail(path: str | Path) -> None:
+    """Cut a partial last line (a run killed mid-append) so that appends start clean; a file
+    that is empty or ends with a newline is left alone."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        data = fh.read()
+        fh.truncate(data.rfind(b"\n") + 1)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of the bytes of ``path``, read in blocks; OSError if it cannot be read."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def exclusive_lock(path: str | Path, what: str):

@@ -1,4 +1,4 @@
-"""Per-record guards of feature extraction (used by sercli.extract).
+"""Per-record guards of feature extraction (used by sercli.extract and sercli.audio).
 
 One record's trouble is that record's RecordError, with a reason a user can act on, and never
 the end of the run: a file that is missing or cannot be decoded, a clip too short for the

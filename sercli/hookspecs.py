@@ -1,8 +1,17 @@
-"""The whole plugin contract. Each hook receives ``register(cls, name=None)``.
+"""The whole plugin contract. Each hook receives ``register(obj, name=None)``.
 
 A plugin registers classes by name; nothing is built until a command selects one.
 A name ending in ``:`` is a prefix: ``hf:`` matches ``hf:facebook/wav2vec2-base``.
+``register_commands`` registers subcommands instead of classes.
+
+The families are derived from the hookspecs below (:func:`families`): each spec says its
+family key, the word used in messages and the ``sercli.base`` class its classes subclass.
 """
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
 
 import pluggy
 
@@ -10,26 +19,60 @@ hookspec = pluggy.HookspecMarker("sercli")
 hookimpl = pluggy.HookimplMarker("sercli")
 
 
-@hookspec
+@dataclass(frozen=True)
+class Family:
+    key: str  # "llm", "tts", ... as in `plugins.create(key, name)` and `sercli plugins --json`
+    hook: str  # the hookspec's name
+    word: str  # in messages: "Unknown LLM backend 'x'"
+    base: str | None  # sercli.base class every registered class subclasses; None: commands
+
+
+def _family(key: str, word: str, base: str | None):
+    def mark(fn):
+        fn.sercli_family = Family(key, fn.__name__, word, base)
+        return hookspec(fn)
+
+    return mark
+
+
+@_family("llm", "LLM backend", "LLMBackend")
 def register_llm_backends(register):
     """Register text generators (subclasses of sercli.base.LLMBackend)."""
 
 
-@hookspec
+@_family("tts", "TTS engine", "TTSEngine")
 def register_tts_engines(register):
     """Register speech synthesisers (subclasses of sercli.base.TTSEngine)."""
 
 
-@hookspec
+@_family("backbone", "backbone", "Backbone")
 def register_backbones(register):
     """Register feature extractors / speech encoders (subclasses of sercli.base.Backbone)."""
 
 
-@hookspec
+@_family("strategy", "strategy", "Strategy")
 def register_strategies(register):
     """Register ways to train on real plus synthetic data (subclasses of sercli.base.Strategy)."""
 
 
-@hookspec
+@_family("corpus", "corpus", "Corpus")
 def register_corpora(register):
     """Register corpus readers that turn a corpus folder into records (sercli.base.Corpus)."""
+
+
+@_family("command", "command", None)
+def register_commands(register):
+    """Register subcommands: ``register(fn_or_typer_app, name=None)``. A function becomes
+    ``sercli NAME`` (default: its name with ``_`` as ``-``), its parameters Typer options and
+    arguments; a ``typer.Typer`` app becomes a command group. A name that a built-in command
+    has is refused with one warning."""
+
+
+def families() -> dict[str, Family]:
+    """family key -> Family, one per hookspec, in the order declared here."""
+    module = sys.modules[__name__]
+    return {
+        fam.key: fam
+        for fam in (getattr(getattr(module, n), "sercli_family", None) for n in vars(module))
+        if isinstance(fam, Family)
+    }

@@ -64,6 +64,12 @@ def canonical(label: str) -> str | None:
     return SYNONYMS.get(key)
 
 
+def emotion_key(label: str) -> str:
+    """``canonical(label)``, or ``label`` itself (trimmed, in lower case) when sercli does not
+    know it: for tables of a plugin (prompts, voice styles) that pass other emotions through."""
+    return canonical(label) or label.strip().lower()
+
+
 def _check_canonical(label: str, where: str) -> str:
     out = canonical(label)
     if out is None:

@@ -6,7 +6,6 @@ before any audio file is opened; only then are durations read and records writte
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,37 @@ class Manifest:
     provenance: dict[str, Any]
     written: list[dict[str, Any]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+
+def prepare(reader: Corpus, corpus: str, path: Path, rules: LabelRules, output: str | None) -> Manifest:
+    """Select the records of the corpus at ``path`` and write the manifest to ``output``
+    (None or ``-``: stdout). A file is written whole or not at all."""
+    import io
+    import os
+
+    from sercli.fsutil import atomic_write_text
+    from sercli.records import is_stdout, open_writer, refuse_input, remember_input
+
+    root = path.expanduser().resolve()
+    if not root.exists():
+        raise SercliError(f"{path}: no such file or folder")
+    remember_input(root)  # -o must not replace the corpus's own file (generic: the CSV)
+    refuse_input(output)
+    # a corpus reader that changes the working folder moves nothing
+    target = None if is_stdout(output) else os.path.abspath(output)
+    selected = select(reader, root, rules)  # errors here leave no output file behind
+    if not selected.records:
+        raise SercliError(f"no records left for {corpus} at {path} (check --classes and the warnings above)")
+    if target is None:
+        with open_writer(output) as writer:
+            write(selected, writer)
+    else:
+        # whole or not at all: a killed run leaves no half manifest, and of two runs writing
+        # the same file, one complete manifest wins instead of their lines interleaving
+        buffer = io.StringIO()
+        write(selected, RecordWriter(buffer))
+        atomic_write_text(target, buffer.getvalue())
+    return selected
 
 
 def select(corpus: Corpus, root: Path, rules: LabelRules) -> Manifest:
@@ -112,38 +142,3 @@ def _some(items) -> str:
     items = list(items)
     more = f", ... ({len(items) - SHOWN} more)" if len(items) > SHOWN else ""
     return ", ".join(str(i) for i in items[:SHOWN]) + more
-
-
-def print_summary(manifest: Manifest, rules: LabelRules, destination: str) -> None:
-    """Counts per label, speaker and session as rich tables on stderr."""
-    if os.environ.get("SERCLI_QUIET"):
-        return
-    from rich.columns import Columns
-    from rich.table import Table
-
-    written = manifest.written
-    minutes = sum(r["duration"] for r in written) / 60
-
-    def table(title: str, key: str, limit: int = 25) -> Table:
-        counts = Counter(str(r.get(key, "-")) for r in written)
-        t = Table(title=f"{title} ({len(counts)})", title_justify="left")
-        t.add_column(title)
-        t.add_column("files", justify="right")
-        for name, n in sorted(counts.items())[:limit]:
-            t.add_row(name, str(n))
-        if len(counts) > limit:
-            t.add_row(f"... {len(counts) - limit} more", "")
-        return t
-
-    log.console.print(Columns([table("label", "emotion"), table("speaker", "speaker"), table("session", "session")]))
-    if manifest.dropped:
-        kept = ",".join(rules.classes or ())
-        log.info(
-            f"Left out by --classes {kept}: "
-            + ", ".join(f"{k} {n}" for k, n in sorted(manifest.dropped.items()))
-        )
-    log.info(
-        f"Wrote {len(written)} records ({minutes:.1f} minutes) to {destination}"
-        + (f"; {len(manifest.missing)} missing on disk" if manifest.missing else "")
-        + (f"; {len(manifest.failed)} unreadable" if manifest.failed else "")
-    )

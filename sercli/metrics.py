@@ -38,29 +38,3 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: list[s
         "labels": labels,
         "confusion": confusion,
     }
-
-
-def metrics_table(metrics: dict[str, Any], title: str = "Evaluation"):
-    """A rich renderable: headline numbers, per-class recall and the confusion matrix."""
-    from rich.console import Group
-    from rich.table import Table
-
-    head = Table(title=title)
-    for col in ("n", "WA", "UA", "macro-F1"):
-        head.add_column(col, justify="right")
-    head.add_row(
-        str(metrics["n"]), f"{metrics['WA']:.4f}", f"{metrics['UA']:.4f}", f"{metrics['macro_F1']:.4f}"
-    )
-    absent = metrics.get("classes_absent")
-    if absent:
-        head.caption = f"no test items of {', '.join(absent)}: UA and macro-F1 average over the other emotions"
-    labels = metrics["labels"]
-    cm = Table(title="Confusion matrix (rows: true, columns: predicted)")
-    cm.add_column("true \\ pred")
-    for lab in labels:
-        cm.add_column(lab[:8], justify="right")
-    cm.add_column("recall", justify="right")
-    for lab, row in zip(labels, metrics["confusion"]):
-        rec = metrics["recall"].get(lab)
-        cm.add_row(lab, *[str(v) for v in row], "-" if rec is None else f"{rec:.3f}")
-    return Group(head, cm)

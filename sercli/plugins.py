@@ -7,6 +7,11 @@ and register with stdout (the Python object and file descriptor 1) pointed at st
 ``print`` in a plugin never lands among the records. Built-ins (the entry points of the
 ``sercli`` distribution) load first: a third-party entry point or class with a built-in's
 name is ignored and reported, never swapped in. A real Ctrl-C still interrupts.
+
+Hooks are called through pluggy (so its ordering, tracing and monitoring apply), one plugin at a
+time: ``pm.subset_hook_caller`` leaves out every other plugin, so each call runs inside that
+plugin's own guard, and what one plugin registers, or fails to, never touches another. The
+families are derived from the hookspecs (``sercli.hookspecs.families``).
 """
 
 from __future__ import annotations
@@ -25,28 +30,12 @@ from sercli.errors import SercliError
 
 GROUP = "sercli"
 BUILTIN_DIST = "sercli"
-# family -> hook name, and the word used in messages
-FAMILIES = {
-    "llm": "register_llm_backends",
-    "tts": "register_tts_engines",
-    "backbone": "register_backbones",
-    "strategy": "register_strategies",
-    "corpus": "register_corpora",
-}
-FAMILY_WORDS = {
-    "llm": "LLM backend",
-    "tts": "TTS engine",
-    "backbone": "backbone",
-    "strategy": "strategy",
-    "corpus": "corpus",
-}
-FAMILY_BASES = {  # sercli.base class every registered class of a family subclasses
-    "llm": "LLMBackend",
-    "tts": "TTSEngine",
-    "backbone": "Backbone",
-    "strategy": "Strategy",
-    "corpus": "Corpus",
-}
+# derived from the hookspecs: family -> hook name, the word used in messages, the base class
+FAMILIES = {key: fam.hook for key, fam in hookspecs.families().items()}
+FAMILY_WORDS = {key: fam.word for key, fam in hookspecs.families().items()}
+FAMILY_BASES = {key: fam.base for key, fam in hookspecs.families().items() if fam.base}
+# names of the built-in commands (sercli.cli fills it): a plugin command may not take one
+BUILTIN_COMMANDS: set[str] = set()
 
 
 @dataclass
@@ -119,34 +108,51 @@ class _Registry:
             _warn(f"plugin {info.name!r} {info.error}")
 
     def _collect(self, plugin_name: str, module) -> list[str]:
-        """Call the plugin's hooks; keep what each hook registered only if the hook returned.
-        Returns the problems, one phrase each."""
-        problems: list[str] = []
+        """Call the plugin's hooks through pluggy, one plugin at a time; keep what each hook
+        registered only if the hook returned. Returns the problems, one phrase each."""
+        problems = self._unknown_hooks(module)
+        others = [p for p in self.pm.get_plugins() if p is not module]
         for family, hook in FAMILIES.items():
-            impl = getattr(module, hook, None)
-            if impl is None:
+            if not any(impl.plugin is module for impl in getattr(self.pm.hook, hook).get_hookimpls()):
                 continue
+            # this plugin's implementations only: pluggy orders, traces and monitors the call,
+            # and one plugin's failure never stops (or undoes) another's
+            caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
             offered: list[tuple[object, object]] = []
 
-            def register(cls, name=None, _offered=offered) -> None:
-                _offered.append((cls, name))
+            def register(obj, name=None, _offered=offered) -> None:
+                _offered.append((obj, name))
 
             try:
-                impl(register=register)
+                caller(register=register)
             except BaseException as exc:
                 if fastexit.is_signal(exc):
                     raise
                 problems.append(f"failed in {hook}: {_describe(exc)}")
                 continue
-            for cls, name in offered:
-                problem = self._add(plugin_name, family, cls, name)
+            for obj, name in offered:
+                problem = self._add(plugin_name, family, obj, name)
                 if problem:
                     problems.append(problem)
+        return problems
+
+    def _unknown_hooks(self, module) -> list[str]:
+        """What ``pm.check_pending()`` would raise for this plugin, as phrases: a hookimpl
+        whose name is no sercli hook (a typo) is never called."""
+        problems = []
+        for caller in self.pm.get_hookcallers(module) or []:
+            mine = [impl for impl in caller.get_hookimpls() if impl.plugin is module]
+            if caller.spec is None and not all(impl.optionalhook for impl in mine):
+                hint = difflib.get_close_matches(caller.name, FAMILIES.values(), n=1)
+                problems.append(f"implements {caller.name!r}, which is no sercli hook"
+                                + (f" (did you mean {hint[0]!r}?)" if hint else "") + "; never called")
         return problems
 
     def _add(self, plugin_name: str, family: str, cls, name) -> str | None:
         """Register one class, or say in a phrase why not."""
         word = FAMILY_WORDS[family]
+        if family == "command":
+            return self._add_command(plugin_name, cls, name)
         if not isinstance(cls, type):
             return f"registered {_short(cls)} as {_a(word)}, but it is not a class; ignored"
         import sercli.base
@@ -172,6 +178,27 @@ class _Registry:
         stdio.add_plugin_package(getattr(cls, "__module__", "") or "")
         table[key] = (cls, plugin_name)
         self.infos[plugin_name].registered.setdefault(family, []).append(key)
+        return None
+
+
+    def _add_command(self, plugin_name: str, obj, name) -> str | None:
+        if not callable(obj) and type(obj).__name__ != "Typer":
+            return f"registered {_short(obj)} as a command, but it is neither a function nor a typer.Typer; ignored"
+        if name is None:
+            name = getattr(getattr(obj, "info", None), "name", None) or getattr(obj, "__name__", None)
+            name = name.replace("_", "-") if isinstance(name, str) else None
+        if not isinstance(name, str) or not name.strip() or name.startswith("-") or " " in name:
+            return f"registered command {_short(obj)} without a usable name; ignored"
+        if name in BUILTIN_COMMANDS:
+            return f"registered command {name!r}, which is a built-in command; ignored"
+        table = self.classes["command"]
+        if name in table:
+            owner = table[name][1]
+            if owner == plugin_name:
+                return f"registered command {name!r} twice; the first is kept"
+            return f"registered command {name!r}, which plugin {owner!r} already registered; ignored"
+        table[name] = (obj, plugin_name)
+        self.infos[plugin_name].registered.setdefault("command", []).append(name)
         return None
 
 
@@ -308,6 +335,11 @@ def get_class(family: str, name: str) -> type:
     raise SercliError(
         f"Unknown {word} {name!r}.{did_you_mean} Known: {', '.join(known) or '(none installed)'}"
     )
+
+
+def commands() -> dict[str, object]:
+    """Plugin commands: name -> the function or typer.Typer app a plugin registered."""
+    return {name: entry[0] for name, entry in registry().classes["command"].items()}
 
 
 def create(family: str, name: str, options: dict | None = None):

@@ -22,6 +22,9 @@ from typing import IO, Any, Iterable, Iterator
 
 from sercli.errors import RecordError, SercliError
 
+# One record: a JSON object of a records file (see RECORD_FIELDS in sercli.api for its fields).
+Record = dict[str, Any]
+
 # Known fields and the JSON type each must have (null stands for "absent", except for id).
 STRING_FIELDS = ("id", "emotion", "text", "audio", "speaker", "session", "gender", "transcript",
                  "source", "raw_label", "voice", "split")
@@ -368,9 +371,6 @@ def open_writer(path: str | Path | None, append: bool = False) -> Iterator[Recor
 
 def _repair_torn_tail(p: Path) -> None:
     """A run killed mid-write may leave a partial last line; drop it before appending."""
-    data = p.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n") + 1
-    with open(p, "r+b") as fh:
-        fh.truncate(cut)
+    from sercli.fsutil import repair_torn_tail
+
+    repair_torn_tail(p)

@@ -9,21 +9,34 @@ once the new one is complete); a folder that is not of the expected kind is neve
 
 The manifests (run.json, sweep.json, config.json) are read with `read_json`, which names the
 file when it is damaged, and every folder they name goes through `child`, which refuses
-anything but a plain name inside the run folder.
+anything but a plain name inside the run folder. This module is the run folder's one owner: its
+layout (the names below), its atomic writes (`write_json`, `write_jsonl`, `write_evaluation`)
+and the provenance every job records (`provenance`: versions, plugin versions, input hashes).
+
+    RUN/                      one job (no --cv, one seed): the job folder is RUN itself
+    RUN/run.json              several jobs (--cv and/or --seeds): RUN/fold-XX-seed-Y/ each
+    RUN/sweep.json            a --sweep: RUN/KEY=VALUE/ each a run of one of the above kinds
+
+A job folder holds model.safetensors, config.json, history.json, curves.png, test.jsonl (its
+held-out records) and leaked.jsonl; an evaluation (of `train`, or `eval --out`) adds
+metrics.json, confusion.png and per job predictions.jsonl (and metrics.json).
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
+import platform
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sercli.errors import SercliError
-from sercli.fsutil import exclusive_lock, fsync_dir, inside
+from sercli.fsutil import atomic_write_text, exclusive_lock, fsync_dir, inside
 from sercli.log import warn
 
 RUN_FILE = "run.json"
@@ -31,6 +44,12 @@ SWEEP_FILE = "sweep.json"
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+TEST_FILE = "test.jsonl"
+HISTORY_FILE = "history.json"
+LEAKED_FILE = "leaked.jsonl"
+PREDICTIONS_FILE = "predictions.jsonl"
+CONFUSION_FILE = "confusion.png"
+CURVES_FILE = "curves.png"
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -153,6 +172,87 @@ def is_eval_output(path: Path) -> bool:
 
 
 # -- writing ------------------------------------------------------------------------------------
+
+def write_json(path: Path, data: Any, indent: int = 2) -> None:
+    atomic_write_text(path, json.dumps(data, indent=indent))
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """One JSON record a line; nothing at all for no records."""
+    if records:
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def write_sweep(root: Path, swept: dict[str, list[str]], names: list[str]) -> None:
+    write_json(Path(root) / SWEEP_FILE, {"sweep": swept, "runs": names})
+
+
+def job_folder(root: Path, name: str) -> Path:
+    """Where job ``name`` ("." for a run of one job) lives under ``root``, created."""
+    dest = Path(root) if name == "." else child(Path(root), name)
+    dest.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+def write_evaluation(dest: Path, results, agg: dict[str, Any], title: str) -> None:
+    """An evaluation into ``dest`` (the run being built, or `eval --out`): metrics.json,
+    confusion.png, and per job predictions.jsonl (and metrics.json for a job in a subfolder)."""
+    from sercli.figures import confusion_png
+
+    dest = Path(dest)
+    for job, metrics, predictions in results:
+        folder = job_folder(dest, job["name"])
+        write_jsonl(folder / PREDICTIONS_FILE, predictions)
+        if folder != dest:
+            write_json(folder / METRICS_FILE, metrics)
+    write_json(dest / METRICS_FILE, agg)
+    confusion_png(agg["pooled"], dest / CONFUSION_FILE, title=title)
+
+
+# -- provenance ---------------------------------------------------------------------------------
+
+def file_sha256(path: str) -> str | None:
+    if path == "-" or not Path(path).exists():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import sklearn
+    import torch
+
+    from sercli import __version__
+
+    return {
+        "sercli": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "platform": sys.platform,
+    }
+
+
+def plugin_versions(used: dict[str, str]) -> dict[str, str | None]:
+    """The plugins behind what a run used ({family: registered name}, e.g. the strategy and
+    the backbone): {plugin: version}; a name no plugin registers now is left out."""
+    from sercli.plugins import registry
+
+    reg = registry()
+    reg.load()
+    out: dict[str, str | None] = {}
+    for family, name in used.items():
+        table = reg.classes.get(family, {})
+        key = name if name in table else next((k for k in table if k.endswith(":") and str(name).startswith(k)), None)
+        if key is not None:
+            plugin = table[key][1]
+            out[plugin] = getattr(reg.infos.get(plugin), "version", None)
+    return out
+
+
+def provenance(inputs: list[str]) -> dict[str, Any]:
+    return {"inputs": {p: file_sha256(p) for p in inputs}, "versions": versions(), "command": sys.argv[1:]}
 
 @contextmanager
 def staged(

@@ -1,4 +1,4 @@
-"""Planning and caching for `sercli synthesize`.
+"""The engine of `sercli synthesize`: planning, caching, resuming, --dry-run and rendering.
 
 Audio is cached by everything that made it. A file is named ``{id}-{voice}.{key}.wav`` where
 ``key`` hashes the engine's identity (plugin, the options that change the audio, its version
@@ -19,13 +19,17 @@ import json
 import os
 import random
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from sercli.errors import SercliError
+from sercli.errors import RecordError, SercliError
 from sercli.fsutil import exclusive_lock, safe_name
+from sercli.log import info, progress, warn
+from sercli.records import open_writer, output_lock, read_existing
 
 KEY_CHARS = 12
 _CACHED = re.compile(r"\.([0-9a-f]{%d})\.wav$" % KEY_CHARS)
@@ -67,6 +71,23 @@ def cached_audio(audio_dir: Path) -> dict[str, Path]:
             if m and not entry.name.startswith(".") and entry.is_file():
                 out.setdefault(m.group(1), Path(entry.path))
     return out
+
+
+def parse_voices(voices: str | None, tts, engine: str) -> list[str] | None:
+    """``--voices a,b`` as a list (None: the engine's pool). An engine whose pool is closed
+    (``closed_voices = True``: it can speak no voice but those ``voices()`` lists) has a voice it
+    lacks refused here, in one line, before any audio is made; an open pool (espeak takes any
+    voice name with variants such as ``en-us+f2``) is the engine's to check."""
+    chosen = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
+    if chosen and tts.closed_voices:
+        pool = list(tts.voices(None))
+        unknown = [v for v in chosen if v not in pool]
+        if unknown:
+            raise SercliError(
+                f"--voices: TTS engine {engine!r} has no voice {', '.join(map(repr, unknown))} "
+                f"(voices: {', '.join(pool) or 'none'})"
+            )
+    return chosen
 
 
 def plan(records, tts, chosen: list[str] | None, voices_per_text: int, seed: int,
@@ -149,6 +170,111 @@ def _difference(old: dict[str, Any], job: Job, provenance: dict[str, Any]) -> st
 
 def _without(d: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in keys}
+
+
+def run(records, tts, engine: str, chosen: list[str] | None, voices_per_text: int, seed: int,
+        audio_dir: Path, output, jobs: int | None, source: str, dry_run: bool = False) -> None:
+    """Speak ``records`` into ``audio_dir`` and write a record per utterance to ``output``
+    (resuming what it holds), or with ``dry_run`` only say what that would cost."""
+    prov = tts.provenance()
+
+    def planned(existing):
+        todo = pending(
+            plan(records, tts, chosen, voices_per_text, seed, audio_dir, engine, source),
+            existing, prov, output,
+        )
+        return todo, len(existing)
+
+    if dry_run:
+        todo, _ = planned(read_existing(output))
+        cost = {"requests": 0, "characters": 0}
+        fresh = {j.key: j for j in todo if not j.path.exists()}
+        for job in fresh.values():
+            for k, v in tts.estimate(job.rec["text"]).items():
+                cost[k] = cost.get(k, 0) + int(v)
+        info(
+            f"Dry run: {len(fresh)} utterances to synthesise with {engine!r} "
+            f"({len(todo) - len(fresh)} already on disk): "
+            + ", ".join(f"{v} {k}" for k, v in cost.items())
+        )
+        return
+
+    with output_lock(output), audio_lock(audio_dir):
+        todo, done = planned(read_existing(output))
+        if done:
+            info(f"Resuming: {done} records already in {output}")
+        failed = _render(tts, engine, todo, prov, output, jobs)
+    usage = tts.usage()
+    if usage:
+        info("Usage: " + json.dumps(usage))
+    if failed:
+        raise SercliError(f"{failed} of {len(todo)} utterances failed (see warnings above); re-run to retry")
+
+
+def _render(tts, engine: str, todo: list[Job], prov: dict, output, jobs: int | None) -> int:
+    """Render each distinct utterance once, write a record per job; returns the failures."""
+    from sercli.audio import duration
+
+    groups: dict[str, list[Job]] = {}
+    for job in todo:
+        groups.setdefault(job.key, []).append(job)
+    stop = threading.Event()  # set by the first fatal error: no later job sends a request
+
+    def run(job: Job):
+        if stop.is_set():
+            return None
+        if not job.path.exists():
+            try:
+                tts.synthesize(job.rec["text"], job.rec["emotion"], job.voice, job.path)
+            except RecordError:
+                raise
+            except BaseException:
+                stop.set()
+                raise
+        return job
+
+    failed = 0
+    with open_writer(output, append=True) as out, progress() as bar:
+        task = bar.add_task(f"synthesize ({engine})", total=len(todo))
+        with ThreadPoolExecutor(max_workers=jobs or tts.max_concurrency) as pool:
+            futures = {pool.submit(run, group[0]): group for group in groups.values()}
+            try:
+                for fut in as_completed(futures):
+                    group = futures[fut]
+                    bar.advance(task, len(group))
+                    try:
+                        if fut.result() is None:  # skipped after a fatal error
+                            continue
+                    except RecordError as exc:
+                        failed += len(group)
+                        warn(f"{group[0].rec['id']} ({group[0].voice}): {exc}")
+                        continue
+                    seconds = round(duration(group[0].path), 4)
+                    for job in group:
+                        out.write(_record(job, engine, prov, seconds))
+            except BaseException:
+                # A fatal error (rejected key, unusable voice) or Ctrl-C: start no further paid
+                # requests; the ones already running finish and their audio stays for a re-run.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    return failed
+
+
+def _record(job: Job, engine: str, prov: dict, seconds: float) -> dict:
+    new = dict(job.rec)
+    new.update(
+        id=job.out_id,
+        audio=str(job.path.resolve()),
+        speaker=f"{engine}:{job.voice}",
+        voice=job.voice,
+        source="synthetic",
+        duration=seconds,
+    )
+    new["provenance"] = {
+        **(job.rec.get("provenance") or {}),
+        "synthesize": {**prov, "voice": job.voice, "key": job.key, "from": job.rec["id"]},
+    }
+    return new
 
 
 @contextmanager

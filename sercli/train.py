@@ -69,14 +69,43 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# (x, lengths, labels, domains) of one batch: x is (B, L, T, D) features, the rest (B,).
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 # (model, x, lengths, y, generator) -> (x, lengths): an input-level augmentation.
 Augment = Callable[[Head, torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], tuple]
 # (emb, y, generator) -> (emb, y2, lam): the loss becomes lam*CE(y) + (1-lam)*CE(y2) (mixup).
 Mix = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple]
+# (model, extra, emb, batch, epoch) -> a scalar added to the batch's emotion loss.
+ExtraLoss = Callable[[Head, nn.Module, torch.Tensor, Batch, int], torch.Tensor]
+
+
+@dataclass
+class FitHooks:
+    """How a strategy changes one ``Trainer.fit`` call; every field is optional.
+
+    ``augment`` transforms each input batch (noise, masking, time stretch); ``mix`` mixes the
+    utterance embeddings and their labels (mixup); ``extra`` is a module trained alongside the
+    head (its parameters join the optimiser, e.g. a domain classifier) and ``extra_loss`` a
+    loss on the utterance embeddings added to the emotion loss of every batch. Random draws
+    must use the ``torch.Generator`` passed in, so that a seed gives the same numbers.
+    """
+
+    augment: Augment | None = None
+    mix: Mix | None = None
+    extra: nn.Module | None = None
+    extra_loss: ExtraLoss | None = None
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, labels: list[str]):
+    """The training loop (see sercli.base.TrainerAPI for what a strategy may use).
+
+    ``schedule`` fixes the epochs of each ``fit`` call: the i-th call trains exactly
+    ``schedule[i]`` epochs and keeps its last weights (refitting on training + validation
+    data with the epochs an early-stopped run found, see sercli.runs). Without it every call
+    stops early on the validation UA and keeps its best weights.
+    """
+
+    def __init__(self, cfg: TrainConfig, labels: list[str], schedule: list[int] | None = None):
         self.cfg = cfg
         self.labels = labels
         if cfg.device != "cpu":
@@ -84,11 +113,19 @@ class Trainer:
             # import of several seconds); on a GPU it picks deterministic kernels, or warns.
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.history = History()
-        # Epochs each fit() call trained until its best validation score, in call order; with
-        # ``schedule`` set, the i-th fit() call trains exactly schedule[i] epochs instead and
-        # keeps its last weights (refitting on training + validation data, see sercli.runs).
+        # Epochs each fit() call trained until its best validation score, in call order (the
+        # result a refit's ``schedule`` is made from).
         self.best_epochs: list[int] = []
-        self.schedule: list[int] | None = None
+        self.schedule: tuple[int, ...] | None = tuple(schedule) if schedule is not None else None
+        # What the strategy trained on, by kind (see note_used): recorded in the run's config.
+        self.used: dict[str, int] = {}
+
+    def note_used(self, **parts: "Examples | int") -> None:
+        """Record how many examples of each kind training used, e.g.
+        ``trainer.note_used(synthetic=train_synthetic)``: runs report this, not what was
+        available. A strategy that never calls it trained on no synthetic data."""
+        for kind, part in parts.items():
+            self.used[kind] = part if isinstance(part, int) else len(part)
 
     def new_model(self, stats_from: Examples) -> Head:
         """A fresh head, standardised with statistics of ``stats_from`` (training data only)."""
@@ -117,21 +154,17 @@ class Trainer:
         max_epochs: int | None = None,
         stage: str = "train",
         lr: float | None = None,
-        extra: nn.Module | None = None,
-        extra_loss: Callable[..., torch.Tensor] | None = None,
-        batches: Callable[[int, np.random.Generator], list[list[int]]] | None = None,
-        augment: Augment | None = None,
-        mix: Mix | None = None,
+        hooks: FitHooks | None = None,
     ) -> Head:
         """Train ``model`` on ``train``; keep the weights with the best validation UA.
 
-        ``extra``/``extra_loss(model, extra, emb, batch, epoch)`` let a strategy add a loss on
-        the utterance embeddings (e.g. a domain classifier); ``batches(epoch, rng)`` lets it
-        choose which training items each epoch sees; ``augment`` transforms input batches
-        (noise, masking) and ``mix`` mixes utterance embeddings (mixup). ``lr`` overrides the
-        configured learning rate (fine-tuning).
+        ``max_epochs`` caps this call (default: the configured epochs), ``stage`` names it in
+        the history, ``lr`` overrides the configured learning rate (fine-tuning) and ``hooks``
+        change the loop (see FitHooks). Returns ``model`` itself, trained in place.
         """
         cfg = self.cfg
+        hooks = hooks or FitHooks()
+        extra, extra_loss, augment, mix = hooks.extra, hooks.extra_loss, hooks.augment, hooks.mix
         seed_everything(cfg.seed)
         torch.set_num_threads(cfg.threads)
         rng = np.random.default_rng(cfg.seed)
@@ -147,11 +180,8 @@ class Trainer:
             model.train()
             if extra is not None:
                 extra.train()
-            if batches is not None:
-                plan = batches(epoch, rng)
-            else:
-                order = rng.permutation(len(train))
-                plan = [order[i : i + cfg.batch_size].tolist() for i in range(0, len(order), cfg.batch_size)]
+            order = rng.permutation(len(train))
+            plan = [order[i : i + cfg.batch_size].tolist() for i in range(0, len(order), cfg.batch_size)]
             total, n = 0.0, 0
             for idx in plan:
                 x, lengths, y, d = (t.to(cfg.device) for t in collate(train, idx))
@@ -193,14 +223,10 @@ class Trainer:
 
     @torch.inference_mode()
     def predict(self, model: Head, data: Examples) -> np.ndarray:
-        """Class probabilities (N, C)."""
-        model.eval()
-        out = []
-        for i in range(0, len(data), self.cfg.batch_size):
-            idx = list(range(i, min(i + self.cfg.batch_size, len(data))))
-            x, lengths, _, _ = collate(data, idx)
-            out.append(torch.softmax(model(x.to(self.cfg.device), lengths.to(self.cfg.device)), -1).cpu())
-        return torch.cat(out).numpy() if out else np.zeros((0, len(self.labels)))
+        """Class probabilities (N, C): sercli.evaluate.probabilities, the one inference path."""
+        from sercli.evaluate import probabilities
+
+        return probabilities(model, data, self.cfg.batch_size, self.cfg.device)
 
     def evaluate(self, model: Head, data: Examples) -> tuple[float, dict[str, Any]]:
         probs = self.predict(model, data)

@@ -13,6 +13,7 @@ import soundfile as sf
 from safetensors.numpy import save_file
 
 from sercli import plugins as pl
+from sercli.base import Backbone
 from sercli.errors import RecordError
 from sercli.extract import ExtractConfig, Segment, compute, extract_waveform, run_extraction, store_meta
 from sercli.features import FeatureStore
@@ -221,7 +222,7 @@ def test_a_missing_audio_file_says_not_found(tmp_path):
     assert errors == [f"audio file not found: {missing}"]
 
 
-class Misshapen:
+class Misshapen(Backbone):
     """A backbone whose output shape depends on the input's length (as a buggy plugin's might)."""
 
     name = "misshapen"

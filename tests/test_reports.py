@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sercli.metrics import compute_metrics
-from sercli.report import aggregate, compare, compare_table, confusion_png, paired_tests, summary, training_curves
+from sercli.commands.tables import compare_table
+from sercli.evaluate import aggregate, compare, paired_tests, summary
+from sercli.figures import confusion_png, training_curves
 
 LABELS = ["angry", "happy", "sad"]
 

@@ -129,3 +129,35 @@ def test_speed_needs_frame_features(tmp_path):
     ex = Examples.build([rec], {"sad": 0}, 0)
     with pytest.raises(SercliError, match="--pool none"):
         pl.create("strategy", "speed").fit(trainer(), ex, ex.subset([]), ex)
+
+
+@pytest.mark.parametrize("name,used", [("real-only", None), ("mix", 9), ("adversarial", 9), ("curriculum", 9),
+                                       ("transfer", 18), ("noise", None)])
+def test_strategies_note_the_synthetic_data_they_train_on(name, used, data):
+    real, syn, val = data  # 18 real training utterances, 18 synthetic; ratio 0.5 picks 9
+    t = trainer()
+    pl.create("strategy", name).fit(t, real, syn, val)
+    assert t.used.get("synthetic") == used
+
+
+def test_a_schedule_fixes_the_epochs_of_each_fit_call(data):
+    real, syn, val = data
+    t = Trainer(TrainConfig(hidden=8, max_epochs=9, patience=1), list(CLASSES), schedule=[2, 3])
+    pl.create("strategy", "transfer").fit(t, real, syn, val)
+    assert [h["epoch"] for h in t.history.epochs] == [0, 1, 0, 1, 2]
+
+
+def test_fit_hooks_reach_the_loop(data):
+    from sercli.api import FitHooks
+
+    real, _, val = data
+    calls = []
+
+    def extra_loss(model, extra, emb, batch, epoch):
+        calls.append((tuple(emb.shape), len(batch), epoch))
+        return extra(emb).sum() * 0
+
+    t = trainer()
+    extra = torch.nn.Linear(16, 1)
+    t.fit(t.new_model(real), real, val, max_epochs=1, hooks=FitHooks(extra=extra, extra_loss=extra_loss))
+    assert calls and all(c[1] == 4 and c[2] == 0 and c[0][1] == 16 for c in calls)

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 import zlib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from sercli.base import Options, TTSEngine
-from sercli.errors import RecordError, SercliError
-from sercli.log import info, warn
+from sercli.api import (
+    Options, RecordError, SercliError, TTSEngine, atomic_path, backoff_delay, wait_before_retry, warn,
+)
 from sercli_azure.ssml import build_ssml
 from sercli_azure.styles import DEFAULT_VOICES, EXPRESSIONS, VOICE_STYLES, canonical, parse_overrides
 
 KEY_ENV = "AZURE_SPEECH_KEY"
 REGION_ENV = "AZURE_SPEECH_REGION"
-MAX_BACKOFF = 30.0
 
 
 class AzureTTS(TTSEngine):
@@ -203,10 +200,8 @@ class AzureTTS(TTSEngine):
             error = self._classify(details.error_code, details.error_details or "")
             if attempt == opts.max_retries:
                 break
-            wait = min(MAX_BACKOFF, opts.backoff * 2**attempt) * random.uniform(0.5, 1.0)
             self._count(retries=1)
-            info(f"{voice}: {error}; retry {attempt + 1}/{opts.max_retries} in {wait:.1f} s")
-            time.sleep(wait)
+            wait_before_retry(voice, error, attempt, opts.max_retries, backoff_delay(attempt, opts.backoff))
         if details.error_code == sdk.CancellationErrorCode.ConnectionFailure:
             raise SercliError(f"Cannot connect to Azure Speech for {self._where()}: {error}")
         self._count(failures=1)
@@ -254,10 +249,5 @@ def _redact(text: str) -> str:
 def _write_atomic(path: Path, data: bytes) -> None:
     """The service's RIFF bytes (16 kHz mono PCM) go to a temporary name, then into place,
     so a killed run never leaves half a file that a resumed run would trust."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+    with atomic_path(path, fsync=False, per_thread=True) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

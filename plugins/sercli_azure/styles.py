@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sercli.api import emotion_key
+
 _CLASSIC = ("angry", "cheerful", "excited", "friendly", "hopeful", "sad", "shouting", "terrified",
             "unfriendly", "whispering")
 _MAI2 = ("angry", "confused", "determined", "disgusted", "embarrassed", "excited", "fearful", "happy",
@@ -79,14 +81,8 @@ EXPRESSIONS: dict[str, Expression] = {
     "excited": Expression(("excited",), 1.5, ("cheerful",)),
     "calm": Expression(("calm",), 1.0, ("friendly",)),
 }
-SYNONYMS = {"anger": "angry", "happiness": "happy", "joy": "happy", "sadness": "sad",
-            "fearful": "fear", "afraid": "fear", "disgusted": "disgust", "surprised": "surprise",
-            "pleasant_surprise": "surprise", "ps": "surprise"}
-
-
-def canonical(emotion: str) -> str:
-    key = emotion.strip().lower()
-    return SYNONYMS.get(key, key)
+# An emotion's spellings (anger, joy, ps...) are sercli's (sercli.labels.SYNONYMS).
+canonical = emotion_key
 
 
 def parse_overrides(text: str) -> dict[str, Expression]:

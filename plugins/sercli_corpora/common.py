@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from sercli import log
-from sercli.errors import SercliError
+from sercli.api import SercliError
 
 # Corpora ship WAV; shared or converted copies are often FLAC. Both are read by soundfile.
 AUDIO_SUFFIXES = (".wav", ".flac")

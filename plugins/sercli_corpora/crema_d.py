@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sercli import log
-from sercli.base import Corpus
+from sercli.api import Corpus
 from sercli_corpora.common import audio_files, match_names, not_corpus, read_csv
 
 NAME = re.compile(r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})")

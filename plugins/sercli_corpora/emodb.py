@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from sercli.base import Corpus
+from sercli.api import Corpus
 from sercli_corpora.common import audio_files, match_names, not_corpus
 
 NAME = re.compile(r"(\d\d)([ab]\d\d)([WLEAFTN])([a-z])")

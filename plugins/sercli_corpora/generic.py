@@ -13,11 +13,10 @@ from typing import Any, Iterator, Optional
 
 from pydantic import Field
 
-from sercli.base import Corpus
-from sercli.base import Options as BaseOptions
-from sercli.errors import SercliError
+from sercli.api import Corpus, SercliError
+from sercli.api import Options as BaseOptions
 from sercli_corpora.common import audio_files, not_corpus, read_csv
-from sercli.labels import canonical
+from sercli.api import canonical
 
 PATH_COLUMNS = ("path", "file", "filename", "audio")
 LABEL_COLUMNS = ("label", "emotion")

@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Iterator
 
 from pydantic import Field
 
-from sercli.base import Corpus
-from sercli.base import Options as BaseOptions
+from sercli.api import Corpus
+from sercli.api import Options as BaseOptions
 from sercli_corpora.common import audio_path, not_corpus
 
 RAW_LABELS = {

@@ -20,9 +20,8 @@ from typing import Any, Iterator
 
 from pydantic import Field
 
-from sercli.base import Corpus
-from sercli.base import Options as BaseOptions
-from sercli.errors import SercliError
+from sercli.api import Corpus, SercliError
+from sercli.api import Options as BaseOptions
 from sercli_corpora.common import audio_path, not_corpus, read_csv
 
 LABELS_FILE = Path("Labels") / "labels_consensus.csv"

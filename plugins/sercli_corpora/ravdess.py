@@ -13,8 +13,8 @@ from typing import Any, Iterator, Literal
 
 from pydantic import Field
 
-from sercli.base import Corpus
-from sercli.base import Options as BaseOptions
+from sercli.api import Corpus
+from sercli.api import Options as BaseOptions
 from sercli_corpora.common import audio_files, match_names, not_corpus
 
 NAME = re.compile(r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)")

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sercli import log
-from sercli.base import Corpus
+from sercli.api import Corpus
 from sercli_corpora.common import audio_files, match_names, not_corpus
-from sercli.labels import canonical
+from sercli.api import canonical
 
 NAME = re.compile(r"([A-Za-z]+)_([A-Za-z]+)_(\w+)")
 SPEAKERS = ("OAF", "YAF")

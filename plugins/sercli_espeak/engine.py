@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from sercli.base import Options, TTSEngine
-from sercli.errors import RecordError, SercliError
+from sercli.api import Options, RecordError, SercliError, TTSEngine
 from sercli_espeak.library import LOCK, Prosody, espeak
 
 NEUTRAL = Prosody()
@@ -81,7 +80,7 @@ class EspeakEngine(TTSEngine):
         return Prosody(**clipped)
 
     def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
-        from sercli.audio import resample, write_wav
+        from sercli.api import resample, write_wav
 
         clean = " ".join(_CONTROL.sub(" ", text).split())
         if not clean:

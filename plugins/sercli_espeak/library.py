@@ -35,7 +35,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sercli.errors import RecordError, SercliError
+from sercli.api import RecordError, SercliError
 
 LOCK = threading.Lock()
 
@@ -258,7 +258,7 @@ def espeak() -> Espeak:
     if _instance is None:
         _instance = Espeak()
         if _instance.stays_loaded():
-            from sercli.log import warn
+            from sercli.api import warn
 
             warn("libespeak-ng is held open by another module in this process: utterances may "
                  "depend on what was rendered before them")

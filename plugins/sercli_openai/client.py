@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import os
-import random
 import threading
 import time
 from typing import Callable, TypeVar
@@ -19,16 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 
-from sercli.base import Options
-from sercli.errors import RecordError, SercliError
-from sercli.log import info
+from sercli.api import Options, RecordError, SercliError, backoff_delay, wait_before_retry
 
 T = TypeVar("T")
 
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 MAX_RETRY_AFTER = 120.0  # a server asking for a longer pause is treated as a failure
-MAX_BACKOFF = 30.0
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -161,13 +157,12 @@ class Connection:
             if attempt == opts.max_retries:
                 break
             if wait is None:
-                wait = min(MAX_BACKOFF, opts.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+                wait = backoff_delay(attempt, opts.backoff)
             elif wait > MAX_RETRY_AFTER:
                 error += f" (server asks to wait {wait:.0f} s)"
                 break
             usage.add(retries=1)
-            info(f"{what}: {error}; retry {attempt + 1}/{opts.max_retries} in {wait:.1f} s")
-            time.sleep(wait)
+            wait_before_retry(what, error, attempt, opts.max_retries, wait)
         usage.add(failures=1)
         raise RecordError(f"{what}: gave up after {attempt + 1} attempts ({error})")
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import zlib
 from typing import Iterator, Literal
 
 from pydantic import Field, model_validator
 
-from sercli.base import LLMBackend
-from sercli.errors import RecordError
-from sercli.log import info
+from sercli.api import LLMBackend, RecordError, info, same_sentence_key
 from sercli_openai import prompts
 from sercli_openai.client import ClientOptions, Connection, Usage, public_url
 
@@ -218,9 +215,8 @@ class OpenAILLM(LLMBackend):
         raise RecordError(f"{what}: malformed reply {opts.max_retries + 1} times ({problem})")
 
 
-def _key(text: str) -> str:
-    """Dedup key: case, spacing and punctuation do not make a sentence new."""
-    return " ".join(re.findall(r"[\w']+", text.lower()))
+# Dedup key: case, spacing and punctuation do not make a sentence new.
+_key = same_sentence_key
 
 
 def _seed(seed: int, emotion: str, index: int) -> int:

@@ -13,6 +13,8 @@ import json
 import random
 import re
 
+from sercli.api import emotion_key
+
 # How each emotion is described to the model (canonical sercli labels; others are used as is).
 DESCRIPTIONS = {
     "angry": "angry (irritated, annoyed, furious)",
@@ -43,9 +45,6 @@ NAMING = {
     "excited": ("excited", "excitement"),
     "frustrated": ("frustrated", "frustration", "frustrating"),
 }
-SYNONYMS = {"anger": "angry", "happiness": "happy", "joy": "happy", "sadness": "sad",
-            "fearful": "fear", "afraid": "fear", "disgusted": "disgust", "surprised": "surprise",
-            "bored": "boredom"}
 
 TOPICS = (
     "work and colleagues", "family at home", "cooking and meals", "shopping", "travel and holidays",
@@ -122,9 +121,8 @@ class Malformed(ValueError):
     """The model's reply could not be read as the JSON asked for."""
 
 
-def canonical(emotion: str) -> str:
-    key = emotion.strip().lower()
-    return SYNONYMS.get(key, key)
+# An emotion's spellings (anger, joy, bored...) are sercli's (sercli.labels.SYNONYMS).
+canonical = emotion_key
 
 
 def generation_messages(

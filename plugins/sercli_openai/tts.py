@@ -10,8 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from sercli.base import TTSEngine
-from sercli.errors import RecordError, SercliError
+from sercli.api import RecordError, SercliError, TTSEngine
 from sercli_openai.client import ClientOptions, Connection, Usage, public_url
 from sercli_openai.prompts import canonical
 
@@ -96,7 +95,7 @@ class OpenAITTS(TTSEngine):
         return self._usage.totals()
 
     def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
-        from sercli.audio import resample, write_wav
+        from sercli.api import resample, write_wav
 
         opts = self.options
         client = self.conn.client()

@@ -9,11 +9,14 @@ over to real ones.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sercli.base import Options, Strategy
-from sercli_strategies.basic import need_synthetic, sample_synthetic
+from sercli.api import Options, Strategy, need_synthetic, sample_synthetic
+
+if TYPE_CHECKING:
+    from sercli.api import Examples, Head, TrainerAPI
 
 
 def _grad_reverse():
@@ -49,13 +52,17 @@ class Adversarial(Strategy):
         p = epoch / max(epochs - 1, 1)
         return self.options.max_lambda * (2.0 / (1.0 + math.exp(-self.options.gamma * p)) - 1.0)
 
-    def fit(self, trainer, real, synthetic, val):
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
         import numpy as np
         import torch
         from torch import nn
 
+        from sercli.api import FitHooks
+
         need_synthetic(synthetic, self.name)
-        train = real + sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
+        used = sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
+        trainer.note_used(synthetic=used)
+        train = real + used
         model = trainer.new_model(train)
         domain = nn.Sequential(
             nn.Linear(model.embed_dim, self.options.domain_hidden), nn.ReLU(), nn.Linear(self.options.domain_hidden, 2)
@@ -70,5 +77,5 @@ class Adversarial(Strategy):
             logits = domain(reverse.apply(emb, self.lam(epoch, epochs)))
             return nn.functional.cross_entropy(logits, batch[3], weight=weight)
 
-        return trainer.fit(model, train, val, extra=domain, extra_loss=domain_loss,
+        return trainer.fit(model, train, val, hooks=FitHooks(extra=domain, extra_loss=domain_loss),
                            stage=f"adversarial(ratio={self.options.ratio})")

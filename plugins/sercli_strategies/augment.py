@@ -15,10 +15,14 @@ Synthetic data is not used: these are the alternatives to it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field, model_validator
 
-from sercli.base import Options, Strategy
-from sercli.errors import SercliError
+from sercli.api import Options, SercliError, Strategy
+
+if TYPE_CHECKING:
+    from sercli.api import Examples, Head, TrainerAPI
 
 
 class _Augmentation(Strategy):
@@ -30,9 +34,11 @@ class _Augmentation(Strategy):
     def mix(self):
         return None
 
-    def fit(self, trainer, real, synthetic, val):
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
+        from sercli.api import FitHooks
+
         model = trainer.new_model(real)
-        return trainer.fit(model, real, val, stage=self.name, augment=self.augment, mix=self.mix())
+        return trainer.fit(model, real, val, stage=self.name, hooks=FitHooks(augment=self.augment, mix=self.mix()))
 
 
 class Noise(_Augmentation):
@@ -120,7 +126,7 @@ class Speed(_Augmentation):
                 raise ValueError("low must not exceed high")
             return self
 
-    def fit(self, trainer, real, synthetic, val):
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
         from sercli.data import feature_meta
 
         if feature_meta(real.records).get("level") != "frame":

@@ -1,35 +1,22 @@
-"""The baseline and random mixing, plus the sampling of synthetic data shared by strategies."""
+"""The baseline and random mixing."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
-from sercli.base import Options, Strategy
-from sercli.errors import SercliError
-from sercli.log import warn
+from sercli.api import Options, Strategy, need_synthetic, sample_synthetic
 
-
-def need_synthetic(synthetic, strategy: str) -> None:
-    if not len(synthetic):
-        raise SercliError(f"strategy {strategy!r} needs synthetic records: pass --synthetic FEATURES.jsonl")
-
-
-def sample_synthetic(real, synthetic, ratio: float, seed: int):
-    """A random subset of ``synthetic`` with ``ratio`` synthetic utterances per real one."""
-    want = int(round(ratio * len(real)))
-    if want > len(synthetic):
-        warn(f"ratio {ratio} asks for {want} synthetic utterances; only {len(synthetic)} exist: using all")
-    rng = np.random.default_rng(seed)
-    pick = rng.permutation(len(synthetic))[: min(want, len(synthetic))]
-    return synthetic.subset(sorted(pick.tolist()))
+if TYPE_CHECKING:
+    from sercli.api import Examples, Head, TrainerAPI
 
 
 class RealOnly(Strategy):
     name = "real-only"
     description = "Baseline: train on real data only; synthetic data is ignored."
 
-    def fit(self, trainer, real, synthetic, val):
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
         model = trainer.new_model(real)
         return trainer.fit(model, real, val, stage="real")
 
@@ -41,9 +28,11 @@ class Mix(Strategy):
     class Options(Options):
         ratio: float = Field(0.5, ge=0, description="Synthetic utterances per real one (0.5 = 1:2).")
 
-    def fit(self, trainer, real, synthetic, val):
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
         if self.options.ratio > 0:
             need_synthetic(synthetic, self.name)
-        train = real + sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
+        used = sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
+        trainer.note_used(synthetic=used)
+        train = real + used
         model = trainer.new_model(train)
         return trainer.fit(model, train, val, stage=f"mix(ratio={self.options.ratio})")

@@ -7,12 +7,14 @@ trained so far (``order=confidence``: the probability it gives the synthetic utt
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from sercli.base import Options, Strategy
-from sercli_strategies.basic import need_synthetic, sample_synthetic
+from sercli.api import Options, Strategy, need_synthetic, sample_synthetic
+
+if TYPE_CHECKING:
+    from sercli.api import Examples, Head, TrainerAPI
 
 
 class Curriculum(Strategy):
@@ -27,11 +29,12 @@ class Curriculum(Strategy):
         )
         ratio: float = Field(0.5, gt=0, description="Synthetic utterances per real one by the last stage.")
 
-    def fit(self, trainer, real, synthetic, val):
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
         import numpy as np
 
         need_synthetic(synthetic, self.name)
         pool = sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
+        trainer.note_used(synthetic=pool)  # the last stage trains on all of it
         model = trainer.new_model(real + pool)
         epochs = self.options.epochs_per_stage
         trainer.fit(model, real, val, stage="real", max_epochs=epochs)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pydantic import Field
 
-from sercli.base import Options, Strategy
-from sercli_strategies.basic import need_synthetic
+from sercli.api import Options, Strategy, need_synthetic
+
+if TYPE_CHECKING:
+    from sercli.api import Examples, Head, TrainerAPI
 
 
 class Transfer(Strategy):
@@ -18,8 +20,9 @@ class Transfer(Strategy):
         finetune_lr: float = Field(0.3, gt=0, description="Fine-tuning learning rate as a factor of --lr.")
         pretrain_epochs: Optional[int] = Field(None, ge=1, description="At most this many synthetic epochs (default: --epochs).")
 
-    def fit(self, trainer, real, synthetic, val):
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
         need_synthetic(synthetic, self.name)
+        trainer.note_used(synthetic=synthetic)
         # Standardised with real statistics: the domain the model is finally used on.
         model = trainer.new_model(real)
         # Early stopping on the (real) validation part picks the pre-training that transfers best.

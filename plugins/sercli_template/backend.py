@@ -7,7 +7,7 @@ from typing import Iterator
 
 from pydantic import Field, model_validator
 
-from sercli.base import LLMBackend, Options
+from sercli.api import LLMBackend, Options, same_sentence_key
 from sercli_template import grammar
 
 # Give up after this many draws in a row that were duplicates, excluded or out of length
@@ -15,8 +15,7 @@ from sercli_template import grammar
 MAX_MISSES = 5000
 
 
-def _key(sentence: str) -> str:
-    return " ".join(sentence.lower().split())
+_key = same_sentence_key
 
 
 class TemplateBackend(LLMBackend):

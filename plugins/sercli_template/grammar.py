@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 
-from sercli.errors import SercliError
+from sercli.api import SercliError
 
 SLOT = re.compile(r"\{(\w+)\}")
 _MAX_DEPTH = 6  # slots inside fillers nest at most this deep (guards against cycles)

@@ -40,39 +40,41 @@ def evaluate(
     mean/std/95% CI over folds x seeds and pooled WA/UA), DIR/confusion.png and per job
     predictions.jsonl.
     """
-    from sercli.records import read_many
-    from sercli.report import aggregate_table
-    from sercli.runs import evaluate_run, kind, sweep_runs
+    from sercli.runfolder import kind, sweep_runs
 
-    if compare:
-        if out is not None:
-            raise SercliError("--compare prints its table and JSON only: drop --out")
+    if compare or kind(Path(paths[0])) == "sweep":
+        if out is not None or (not compare and paths[1:]):
+            raise SercliError("--compare prints its table and JSON only: drop --out" if compare else
+                              f"{paths[0]} is a sweep: evaluate its runs one by one (on other records, or with --out)")
         runs: list[Path] = []
-        for p in paths:
+        for p in paths if compare else paths[:1]:
             runs += sweep_runs(Path(p)) if kind(Path(p)) == "sweep" else [Path(p)]
-        if len(runs) < 2:
+        if compare and len(runs) < 2:
             raise SercliError("--compare needs at least two runs")
-        _print_compare([(str(r), evaluate_run(r, allow_overlap=allow_speaker_overlap)) for r in runs])
-        return
-    run = Path(paths[0])
-    if kind(run) == "sweep":
-        if paths[1:] or out is not None:
-            raise SercliError(f"{run} is a sweep: evaluate its runs one by one (on other records, or with --out)")
-        _print_compare([(str(r), evaluate_run(r, allow_overlap=allow_speaker_overlap)) for r in sweep_runs(run)])
-        return
+        _print_compare(runs, allow_speaker_overlap)
+    else:
+        _evaluate_one(Path(paths[0]), paths[1:], allow_speaker_overlap, out, overwrite)
+
+
+def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: Path | None, overwrite: bool) -> None:
+    from sercli.commands.tables import aggregate_table
+    from sercli.evaluate import evaluate_run
+    from sercli.records import read_many
+    from sercli.runfolder import check_target, is_eval_output, staged, write_evaluation
+
     if out is not None:
         _check_outside(run, out)
-    records = read_many(paths[1:], required=("emotion", "features")) if paths[1:] else None
+    records = read_many(record_paths, required=("emotion", "features")) if record_paths else None
     if out is None:
-        agg = evaluate_run(run, records, allow_speaker_overlap)
+        agg, _ = evaluate_run(run, records, allow_overlap)
     else:
-        from sercli.runfolder import check_target, is_eval_output, staged
-
         check_target(out, overwrite, is_eval_output, "evaluation folder")
         with staged(out, overwrite=overwrite, replaceable=is_eval_output, what="evaluation folder") as build:
-            agg = evaluate_run(run, records, allow_speaker_overlap, write_to=build, name=out.name)
-    console.print(aggregate_table(agg, title=f"Evaluation of {run}" + (f" on {', '.join(paths[1:])}" if records else "")))
-    print(json.dumps({"run": str(run), **({"records": paths[1:]} if records is not None else {}), **agg}))
+            agg, results = evaluate_run(run, records, allow_overlap)
+            write_evaluation(build, results, agg, title=f"{out.name}: pooled test predictions")
+    where = f" on {', '.join(record_paths)}" if records else ""
+    console.print(aggregate_table(agg, title=f"Evaluation of {run}{where}"))
+    print(json.dumps({"run": str(run), **({"records": record_paths} if records is not None else {}), **agg}))
 
 
 def _check_outside(run: Path, out: Path) -> None:
@@ -84,9 +86,10 @@ def _check_outside(run: Path, out: Path) -> None:
         raise SercliError(f"--out {out}: holds the run folder {run}; choose a folder outside it")
 
 
-def _print_compare(results) -> None:
-    from sercli.report import compare, compare_table, wide_console
+def _print_compare(runs: list[Path], allow_overlap: bool) -> None:
+    from sercli.commands.tables import compare_table, wide_console
+    from sercli.evaluate import compare, evaluate_run
 
-    rows = compare(results)
+    rows = compare([(str(r), evaluate_run(r, allow_overlap=allow_overlap)[0]) for r in runs])
     wide_console().print(compare_table(rows))
     print(json.dumps({"runs": rows}))

@@ -38,7 +38,8 @@ def extract(
     are stored by record id and audio content (sha256): audio that changed is extracted again.
     """
     from sercli.extract import (
-        COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, run_extraction, start_worker_server, store_meta,
+        COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, parse_layers, run_extraction,
+        start_worker_server, store_meta,
     )
     from sercli.features import FeatureStore
     from sercli.fingerprint import audio_sha256s, ids_in_store, store_key
@@ -59,6 +60,7 @@ def extract(
         raise SercliError(f"Duplicate record ids in the input: {', '.join(dupes[:5])}")
 
     model = pl.create("backbone", backbone, parse_option_pairs(option))
+    parse_layers(layers, model.num_layers, what="--layers")
     if store_dtype is None:
         store_dtype = model.store_dtype
     elif store_dtype == "float16" and model.store_dtype == "float32":

@@ -20,7 +20,7 @@ def plugins(as_json: JsonFlag = False) -> None:
         registered = {}
         for family, names in info.registered.items():
             registered[family] = [
-                {"name": n, "description": getattr(reg.classes[family][n][0], "description", "")}
+                {"name": n, "description": _description(reg.classes[family][n][0])}
                 for n in names
             ]
         rows.append(
@@ -48,3 +48,12 @@ def plugins(as_json: JsonFlag = False) -> None:
         if row["error"]:
             table.add_row(row["name"], row["version"], "-", f"[red]{escape(row['error'])}[/red]")
     console.print(table)
+
+
+def _description(obj) -> str:
+    """A class's ``description``; a command's first docstring line (a Typer app: its help)."""
+    text = getattr(obj, "description", None)
+    if not isinstance(text, str):
+        text = getattr(getattr(obj, "info", None), "help", None) or getattr(obj, "__doc__", None) or ""
+        text = text.strip().splitlines()[0] if isinstance(text, str) and text.strip() else ""
+    return text

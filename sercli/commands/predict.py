@@ -4,6 +4,8 @@ Audio goes through the same backbone, options, chunking, layers, pooling and sto
 as the model's training features (its config's ``features``: the feature store's metadata,
 replayed by sercli.extract.extract_waveform), so a prediction sees what training saw. Manifest records that already carry features of that kind
 are used as they are. A cross-validation run averages the probabilities of its fold models.
+Probabilities come from sercli.evaluate.probabilities, in the model's batches, as `eval`
+computes them: `predict RUN FEATURES.jsonl` gives exactly the probabilities `eval` gives.
 An input whose features or probabilities are not finite numbers is skipped with the reason.
 """
 
@@ -31,8 +33,9 @@ def predict(
     """Print one JSON record per input: predicted emotion and the class probabilities."""
     import numpy as np
 
+    from sercli.evaluate import Arrays, probabilities, rounded
     from sercli.records import open_writer
-    from sercli.runs import jobs_of, kind
+    from sercli.runfolder import jobs_of, kind
     from sercli.train import load_model
 
     if kind(model) == "sweep":
@@ -52,22 +55,19 @@ def predict(
             warn(f"{rid}: its features have {x.shape[0]} layers x {x.shape[2]}, the model reads "
                  f"{head.get('num_layers')} x {head.get('dim')} (skipped)")
             failed.add(rid)
+    todo = [rec for rec in records if rec["id"] not in failed]
+    arrays = Arrays([feats[rec["id"]] for rec in todo])
+    # the head on the CPU, in the batches `eval` uses (--device is for the backbone)
+    probs = np.mean([probabilities(m, arrays, int(c["train"].get("batch_size", 32)), "cpu") for m, c in models],
+                    axis=0) if todo else []
     with open_writer(output) as out:
-        for rec in records:
-            if rec["id"] in failed:
-                continue
-            x = feats[rec["id"]]
-            probs = np.mean([_probs(m, x) for m, _ in models], axis=0)
-            if not np.isfinite(probs).all():
+        for rec, row in zip(todo, probs):
+            if not np.isfinite(row).all():
                 warn(f"{rec['id']}: the model gives non-finite probabilities for this input (skipped)")
                 failed.add(rec["id"])
                 continue
             rec = {k: v for k, v in rec.items() if k != "features"}
-            out.write({
-                **rec,
-                "predicted": labels[int(probs.argmax())],
-                "probabilities": {lab: round(float(p), 6) for lab, p in zip(labels, probs)},
-            })
+            out.write({**rec, "predicted": labels[int(row.argmax())], "probabilities": rounded(labels, row)})
     if failed:
         raise SercliError(f"{len(failed)} of {len(records)} inputs could not be predicted (see warnings above)")
 
@@ -147,11 +147,3 @@ def _extract(backbone, audio: str, meta: dict[str, Any], device: str):
     cfg = config_for(meta, device)
     wav = load_audio(audio, backbone.sample_rate)
     return extract_waveform(backbone, wav, cfg, source=audio).astype(np.float32)
-
-
-def _probs(model, x):
-    import torch
-
-    with torch.inference_mode():
-        t = torch.from_numpy(x)[None]
-        return torch.softmax(model(t, torch.tensor([x.shape[1]])), -1)[0].numpy()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import typer.core
 
 from sercli.errors import SercliError
 from sercli.options import Output, PluginOptions
@@ -30,10 +30,22 @@ Maps = Annotated[
 ]
 
 
+class PrepareCommand(typer.core.TyperCommand):
+    """`prepare --help` names the corpus readers installed, asked of the registry only then."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from sercli import plugins
+
+        for param in self.params:
+            if param.name == "corpus":
+                param.help = f"Corpus: {', '.join(plugins.names('corpus')) or '(none installed)'}."
+        super().format_help(ctx, formatter)
+
+
 def prepare(
     corpus: Annotated[
         str,
-        typer.Argument(help="Corpus: iemocap, msp-podcast, ravdess, crema-d, emodb, tess, generic."),
+        typer.Argument(help="Corpus reader (`sercli prepare --help` lists those installed)."),
     ],
     path: Annotated[
         Path,
@@ -49,37 +61,55 @@ def prepare(
     Counts per label, speaker and session go to stderr. Files the corpus metadata lists but
     that are missing on disk are reported and skipped.
     """
-    from sercli import plugins
+    from sercli import manifest, plugins
     from sercli.base import parse_option_pairs
-    from sercli.fsutil import atomic_write_text
-    from sercli.records import RecordWriter, is_stdout, open_writer, refuse_input, remember_input
-    from sercli import manifest
     from sercli.labels import LabelRules
 
     reader = plugins.create("corpus", corpus, parse_option_pairs(option))
-    root = path.expanduser().resolve()
-    if not root.exists():
-        raise SercliError(f"{path}: no such file or folder")
-    remember_input(root)  # -o must not replace the corpus's own file (generic: the CSV)
-    refuse_input(output)
-    # a corpus reader that changes the working folder moves nothing
-    target = None if is_stdout(output) else os.path.abspath(output)
     rules = LabelRules.from_cli(classes, maps, reader.default_classes, reader.default_map)
-    selected = manifest.select(reader, root, rules)  # errors here leave no output file behind
-    if not selected.records:
-        raise SercliError(f"no records left for {corpus} at {path} (check --classes and the warnings above)")
-    if is_stdout(output):
-        with open_writer(output) as writer:
-            manifest.write(selected, writer)
-    else:
-        # whole or not at all: a killed run leaves no half manifest, and of two runs writing
-        # the same file, one complete manifest wins instead of their lines interleaving
-        buffer = io.StringIO()
-        manifest.write(selected, RecordWriter(buffer))
-        atomic_write_text(target, buffer.getvalue())
-    manifest.print_summary(selected, rules, output or "stdout")
+    selected = manifest.prepare(reader, corpus, path, rules, output)
+    _print_summary(selected, rules, output or "stdout")
     if selected.failed:
         raise SercliError(
             f"{len(selected.failed)} audio files could not be read (see warnings above); "
             "the manifest holds the others"
         )
+
+
+def _print_summary(manifest, rules, destination: str) -> None:
+    """Counts per label, speaker and session as rich tables on stderr."""
+    if os.environ.get("SERCLI_QUIET"):
+        return
+    from collections import Counter
+
+    from rich.columns import Columns
+    from rich.table import Table
+
+    from sercli.log import console, info
+
+    written = manifest.written
+    minutes = sum(r["duration"] for r in written) / 60
+
+    def table(title: str, key: str, limit: int = 25) -> Table:
+        counts = Counter(str(r.get(key, "-")) for r in written)
+        t = Table(title=f"{title} ({len(counts)})", title_justify="left")
+        t.add_column(title)
+        t.add_column("files", justify="right")
+        for name, n in sorted(counts.items())[:limit]:
+            t.add_row(name, str(n))
+        if len(counts) > limit:
+            t.add_row(f"... {len(counts) - limit} more", "")
+        return t
+
+    console.print(Columns([table("label", "emotion"), table("speaker", "speaker"), table("session", "session")]))
+    if manifest.dropped:
+        kept = ",".join(rules.classes or ())
+        info(
+            f"Left out by --classes {kept}: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(manifest.dropped.items()))
+        )
+    info(
+        f"Wrote {len(written)} records ({minutes:.1f} minutes) to {destination}"
+        + (f"; {len(manifest.missing)} missing on disk" if manifest.missing else "")
+        + (f"; {len(manifest.failed)} unreadable" if manifest.failed else "")
+    )

@@ -98,7 +98,10 @@ def train(
     refit: Annotated[
         bool, typer.Option("--refit/--no-refit", help="After early stopping, retrain on training + validation data for the epochs found.")
     ] = False,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for training.")] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for training (per job).")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Train this many folds x seeds at once (worker processes; same numbers).")
+    ] = 1,
     allow_speaker_overlap: Annotated[
         bool, typer.Option("--allow-speaker-overlap", help="Allow the same speakers in training and test parts.")
     ] = False,
@@ -115,14 +118,40 @@ def train(
     in a temporary folder next to --out and appears there only when complete; an existing
     --out is refused unless --overwrite is given.
     """
-    from sercli.cv import holdout, make_folds
-    from sercli.fsutil import atomic_write_text
     from sercli.records import read_many
-    from sercli.report import aggregate_table, compare, compare_table, wide_console
-    from sercli.runfolder import check_target, staged
-    from sercli.runs import SWEEP_FILE, Plan, plan_splits, run_plan, select_labels
+    from sercli.runfolder import check_target
+    from sercli.runs import select_labels
     from sercli.train import TrainConfig
 
+    seed_list = _seeds(seeds, cv, test_speakers, test, val_speakers)
+    check_target(out, overwrite)  # again under the lock, before the run is put in place
+
+    real = read_many(inputs, required=("emotion", "features"))
+    if not real:
+        raise SercliError(f"{', '.join(inputs)}: no records to train on")
+    synth = read_many(synthetic or [], required=("emotion", "features"))
+    labels, real = select_labels(real, _split(classes))
+    options = parse_option_pairs(option)
+    swept = _value_lists(sweep, "--sweep")
+    variants, names = _variants(strategy, options, swept)
+    folds, protocol = _folds(real, labels, cv, _split(test_speakers), _split(val_speakers), test, allow_speaker_overlap)
+    cfg = TrainConfig(
+        hidden=hidden, dropout=dropout, pool=pool, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+        max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
+        seed=seed_list[0], device=device, threads=threads, refit=refit,
+    )
+    base = dict(
+        labels=labels, folds=folds, seeds=seed_list, strategy=strategy, cfg=cfg, protocol=protocol,
+        synthetic=synth, tune=_tune_grid(tune), val_fraction=val_fraction,
+        inputs=list(inputs) + list(synthetic or []) + list(test or []),
+        allow_speaker_overlap=allow_speaker_overlap,
+    )
+    _train_runs(base, options, swept, variants, names, out, overwrite, jobs)
+    info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
+
+
+def _seeds(seeds: str, cv, test_speakers, test, val_speakers) -> list[int]:
+    """The --seeds, once the protocol options are known to go together."""
     if cv and (test_speakers or test or val_speakers):
         raise SercliError("--cv chooses the test and validation parts itself: drop --test-speakers/--test/--val-speakers")
     if test_speakers and test:
@@ -133,15 +162,11 @@ def train(
         raise SercliError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise SercliError(f"--seeds {seeds!r}: expected distinct integers")
-    check_target(out, overwrite)  # again under the lock, before the run is put in place
+    return seed_list
 
-    real = read_many(inputs, required=("emotion", "features"))
-    if not real:
-        raise SercliError(f"{', '.join(inputs)}: no records to train on")
-    synth = read_many(synthetic or [], required=("emotion", "features"))
-    labels, real = select_labels(real, _split(classes))
-    options = parse_option_pairs(option)
-    swept = _value_lists(sweep, "--sweep")
+
+def _variants(strategy: str, options: dict[str, Any], swept: dict[str, list[str]]):
+    """The option sets of a --sweep ([{}] without one) and their run names, each checked."""
     overlap = set(swept) & set(options)
     if overlap:
         raise SercliError(f"{', '.join(sorted(overlap))}: given both with -O and --sweep")
@@ -158,28 +183,30 @@ def train(
                 for v, o in zip(variants, resolved_options) if resolved_options.count(o) > 1]
         raise SercliError(f"--sweep: {' and '.join(same[:2])} are the same setting (the values read the same); "
                           "give each value once")
+    return variants, names
+
+
+def _folds(real, labels, cv, test_speakers, val_speakers, test, allow_speaker_overlap):
+    """(folds, protocol) of --cv, or the one hold-out fold of --test-speakers / --test."""
+    from sercli.cv import holdout, make_folds
 
     if cv:
-        folds = make_folds(real, cv, allow_speaker_overlap=allow_speaker_overlap)
-        protocol = cv
-    else:
-        fold = holdout(real, _split(test_speakers), _split(val_speakers))
-        if test:
-            fold.test = _test_records(test, labels)
-            fold.description = f"test records {', '.join(test)}"
-        folds = [fold]
-        protocol = "holdout"
-    cfg = TrainConfig(
-        hidden=hidden, dropout=dropout, pool=pool, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-        max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
-        seed=seed_list[0], device=device, threads=threads, refit=refit,
-    )
-    base = dict(
-        labels=labels, folds=folds, seeds=seed_list, strategy=strategy, cfg=cfg, protocol=protocol,
-        synthetic=synth, tune=_tune_grid(tune), val_fraction=val_fraction,
-        inputs=list(inputs) + list(synthetic or []) + list(test or []),
-        allow_speaker_overlap=allow_speaker_overlap,
-    )
+        return make_folds(real, cv, allow_speaker_overlap=allow_speaker_overlap), cv
+    fold = holdout(real, test_speakers, val_speakers)
+    if test:
+        fold.test = _test_records(test, labels)
+        fold.description = f"test records {', '.join(test)}"
+    return [fold], "holdout"
+
+
+def _train_runs(base, options, swept, variants, names, out: Path, overwrite: bool, jobs: int) -> None:
+    """Train (one run, or one per --sweep value), evaluate the test parts, put the folder in place."""
+    from sercli.commands.tables import aggregate_table, compare_table, wide_console
+    from sercli.evaluate import compare, evaluate_jobs
+    from sercli.runfolder import staged, write_evaluation, write_sweep
+    from sercli.runs import Plan, plan_splits, run_plan
+
+    strategy = base["strategy"]
     base["splits"] = plan_splits(Plan(strategy_options=options, **base))  # refusals before any training
     results = []
     with staged(out, overwrite=overwrite) as build:
@@ -188,16 +215,20 @@ def train(
             if swept:
                 info(f"== {strategy} {name} ==")
                 run_dir.mkdir()
-            title = f"{out.name}/{name}" if swept else out.name
-            agg = run_plan(Plan(strategy_options={**options, **v}, **base), run_dir, name=title)
+            trained = run_plan(Plan(strategy_options={**options, **v}, **base), run_dir, jobs=jobs)
+            agg = None
+            if trained:
+                agg, evaluated = evaluate_jobs(trained, warn_absent=False,
+                                               where=lambda job: run_dir if job.name == "." else run_dir / job.name)
+                title = f"{out.name}/{name}" if swept else out.name
+                write_evaluation(run_dir, evaluated, agg, title=f"{title}: pooled test predictions")
             results.append((name or str(out), agg))
             if agg is not None and not swept:
                 console.print(aggregate_table(agg, title=f"{strategy} on the test folds of {out}"))
         if swept:
-            atomic_write_text(build / SWEEP_FILE, json.dumps({"sweep": swept, "runs": names}, indent=2))
+            write_sweep(build, swept, names)
     if swept and all(agg is not None for _, agg in results):
         wide_console().print(compare_table(compare(results)))
-    info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
 
 
 def _sweep_name(values: dict[str, str]) -> str:

@@ -1,7 +1,16 @@
-"""A third-party sercli plugin: frame log-energy and zero-crossing rate as a backbone.
+"""A third-party sercli plugin: one class for each plugin family, plus a subcommand.
 
 Install it next to sercli (`pip install ./examples/sercli-example-plugin`) and it appears in
-`sercli plugins`; then `sercli extract ... --backbone energy` uses it.
+`sercli plugins`. It is written against sercli's public contract alone (`sercli.hookspecs`,
+`sercli.base` and `sercli.api`), and imports its classes inside the hooks, so that loading it
+costs nothing until one of them is used:
+
+- backbone `energy`: frame log-energy and zero-crossing rate (`sercli extract --backbone energy`)
+- LLM backend `example`: sentences from a small phrase list (`sercli gen-text --backend example`)
+- TTS engine `example`: a pure-numpy vowel synthesiser (`sercli synthesize --engine example`)
+- strategy `balance`: synthetic utterances fill up the rarer classes (`sercli train --strategy balance`)
+- corpus `folders`: `<emotion>/<speaker>_*.wav` (`sercli prepare folders PATH`)
+- command `example-stats MANIFEST`: counts per emotion, source and speaker
 """
 
 from sercli.hookspecs import hookimpl
@@ -12,3 +21,38 @@ def register_backbones(register):
     from sercli_example.energy import Energy
 
     register(Energy)
+
+
+@hookimpl
+def register_llm_backends(register):
+    from sercli_example.llm import PhraseList
+
+    register(PhraseList)
+
+
+@hookimpl
+def register_tts_engines(register):
+    from sercli_example.tts import Vowels
+
+    register(Vowels)
+
+
+@hookimpl
+def register_strategies(register):
+    from sercli_example.strategy import Balance
+
+    register(Balance)
+
+
+@hookimpl
+def register_corpora(register):
+    from sercli_example.corpus import Folders
+
+    register(Folders)
+
+
+@hookimpl
+def register_commands(register):
+    from sercli_example.stats import example_stats
+
+    register(example_stats, name="example-stats")

@@ -1,0 +1,110 @@
+"""The public API for plugin authors: import from here (and ``sercli.base``, ``sercli.hookspecs``);
+every other sercli module is internal and may change.
+
+    from sercli.api import TTSEngine, Options, RecordError, write_wav, warn, canonical
+
+What is here, by use:
+
+* base classes: ``Plugin``, ``Options``, ``LLMBackend``, ``TTSEngine``, ``Backbone``,
+  ``Strategy``, ``Corpus``, and ``TrainerAPI`` (what a strategy may use of the trainer);
+  their docstrings state what each method receives and returns, the error contract and the
+  threading contract (``sercli.base``).
+* errors: ``RecordError`` (skip this record, carry on), ``SercliError`` (end the run, one line).
+* messages: ``info``, ``warn`` (stderr, ``-q`` hides ``info``; never print to stdout, which
+  may carry records).
+* emotions: ``EMOTIONS`` (the canonical names), ``SYNONYMS``, ``canonical(label)`` (a name or
+  None), ``emotion_key(label)`` (canonical, else the label in lower case).
+* text: ``same_sentence_key(text)`` (when two sentences are the same sentence).
+* records: ``Record``, ``RECORD_FIELDS`` (what a record carries, and how paths resolve).
+* files: ``write_wav`` (whole file or none, safe from threads), ``load_audio``, ``resample``,
+  ``safe_name``
+  (a file name from an id or a voice), ``atomic_write_bytes``, ``atomic_write_text``,
+  ``atomic_path``.
+* paid services: ``backoff_delay``, ``wait_before_retry``, ``MAX_BACKOFF``.
+* strategies: ``Examples``, ``FitHooks``, ``Head``, ``need_synthetic``, ``sample_synthetic``.
+
+Names that need numpy or torch (``write_wav``, ``load_audio``, ``resample``, ``Examples``,
+``FitHooks``, ``Head``) are imported on first use, so that importing this module stays cheap; in a strategy
+module import them inside methods or under ``typing.TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sercli.base import (
+    Backbone,
+    Corpus,
+    LLMBackend,
+    Options,
+    Plugin,
+    Strategy,
+    TrainerAPI,
+    TTSEngine,
+)
+from sercli.errors import RecordError, SercliError
+from sercli.fsutil import atomic_path, atomic_write_bytes, atomic_write_text, safe_name
+from sercli.labels import CANONICAL as EMOTIONS
+from sercli.labels import SYNONYMS, canonical, emotion_key
+from sercli.log import info, warn
+from sercli.records import Record
+from sercli.retry import MAX_BACKOFF, backoff_delay, wait_before_retry
+from sercli.sentences import same_sentence_key
+from sercli.strategy_tools import need_synthetic, sample_synthetic
+
+# The fields of a record (one JSON object per line of a records file). Only ``id`` is always
+# there (a line without one is given ``line<N>``); each command names the fields it needs and
+# refuses records without them. Strings may be null (absent). Other fields are kept as they are.
+RECORD_FIELDS: dict[str, str] = {
+    "id": "str, unique in its file: names the record in messages, file names and feature keys",
+    "audio": "str, path of the audio file; a relative path is relative to the folder of the "
+             "records file that holds it (to the current directory for records read from stdin). "
+             "A Corpus yields absolute paths (or paths relative to the current directory)",
+    "emotion": "str, a canonical emotion name (EMOTIONS); a Corpus may yield None when "
+               "raw_label is not an emotion sercli knows and --map gives it one",
+    "raw_label": "str, the corpus's own label (exc, W, 06...): needed from a Corpus",
+    "speaker": "str, who speaks (voice for synthetic speech): speaker-grouped protocols need it",
+    "session": "str, the recording session (--cv loso-session)",
+    "gender": "str, as the corpus gives it",
+    "transcript": "str, what is said (real speech); with text, the leakage guard compares them",
+    "text": "str, the sentence (synthetic speech, from gen-text)",
+    "voice": "str, the TTS voice that spoke it",
+    "source": "str, 'real' or 'synthetic'",
+    "split": "str, the corpus's own partition (train, dev, test1...; --cv field:split)",
+    "duration": "number, seconds of audio (prepare and synthesize write it)",
+    "features": "object {store, key, shape}: where `sercli extract` stored the features; "
+                "store is an absolute folder path",
+    "provenance": "object, what made the record (plugin, options, versions)",
+}
+
+_LAZY = {
+    "write_wav": "sercli.audio",
+    "load_audio": "sercli.audio",
+    "Examples": "sercli.data",
+    "FitHooks": "sercli.train",
+    "Head": "sercli.model",
+    "resample": "sercli.audio",
+}
+
+__all__ = [
+    "Backbone", "Corpus", "LLMBackend", "Options", "Plugin", "Strategy", "TrainerAPI", "TTSEngine",
+    "RecordError", "SercliError", "info", "warn",
+    "EMOTIONS", "SYNONYMS", "canonical", "emotion_key", "same_sentence_key",
+    "Record", "RECORD_FIELDS",
+    "atomic_path", "atomic_write_bytes", "atomic_write_text", "safe_name",
+    "MAX_BACKOFF", "backoff_delay", "wait_before_retry",
+    "need_synthetic", "sample_synthetic", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sercli.api' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,131 @@
+"""The example plugin (examples/sercli-example-plugin), pip-installed for real, used through the
+real CLI: one class per plugin family and a subcommand, written against the public contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, write_tone
+from sercli.hookspecs import families
+from test_plugin_faults import install, one_line_about
+
+PLUGIN = ROOT / "examples" / "sercli-example-plugin"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(PLUGIN)],
+        check=True, capture_output=True,
+    )
+    return target
+
+
+def sercli(site: Path, *args, check: bool = True) -> subprocess.CompletedProcess:
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "SERCLI_QUIET": ""}
+    proc = subprocess.run([sys.executable, "-m", "sercli", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    if check:
+        assert proc.returncode == 0, f"sercli {' '.join(map(str, args))}:\n{proc.stderr}"
+        assert "Traceback" not in proc.stderr and "Warning: plugin" not in proc.stderr, proc.stderr
+    return proc
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_it_registers_one_of_each_family(site):
+    rows = {r["name"]: r for r in json.loads(sercli(site, "plugins", "--json").stdout)}
+    example = rows["example"]
+    assert example["version"] == "0.2.0" and example["error"] is None
+    names = {family: [i["name"] for i in items] for family, items in example["registered"].items()}
+    assert names == {"backbone": ["energy"], "llm": ["example"], "tts": ["example"],
+                     "strategy": ["balance"], "corpus": ["folders"], "command": ["example-stats"]}
+    assert set(names) == set(families())  # every hook family, derived from the hookspecs
+    assert all(i["description"] for items in example["registered"].values() for i in items)
+    assert "example-stats" in sercli(site, "--help").stdout
+
+
+def test_each_family_through_the_cli(site, tmp_path):
+    # LLM backend -> TTS engine
+    text = tmp_path / "text.jsonl"
+    sercli(site, "gen-text", "--backend", "example", "-e", "angry,sad", "-n", "3", "-o", text)
+    assert [r["emotion"] for r in records(text)] == ["angry"] * 3 + ["sad"] * 3
+    synth = tmp_path / "synth.jsonl"
+    sercli(site, "synthesize", text, "--engine", "example", "-d", tmp_path / "audio",
+           "--voices-per-text", "2", "-o", synth)
+    made = records(synth)
+    assert len(made) == 12 and {r["voice"] for r in made} <= {"low", "mid", "high"}
+    assert all(Path(r["audio"]).is_file() and r["duration"] > 0.2 for r in made)
+    bad = sercli(site, "synthesize", text, "--engine", "example", "-d", tmp_path / "audio",
+                 "--voices", "mid,tenor", check=False)
+    assert bad.returncode == 1 and "tenor" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+    # corpus: <emotion>/<speaker>_*.wav
+    corpus = tmp_path / "corpus"
+    for s, speaker in enumerate(("s1", "s2", "s3")):
+        for e, emotion in enumerate(("angry", "sad")):
+            for k in range(3 if emotion == "angry" else 2):
+                write_tone(corpus / emotion / f"{speaker}_{k}.wav", seconds=0.4,
+                           freq=150 + 120 * e + 10 * s + 5 * k)
+    (corpus / "angry" / "README.txt").write_text("not audio")
+    real = tmp_path / "real.jsonl"
+    proc = sercli(site, "prepare", "folders", corpus, "-o", real)
+    rows = records(real)
+    assert len(rows) == 15 and {r["speaker"] for r in rows} == {"s1", "s2", "s3"}
+    assert "folders" in sercli(site, "prepare", "--help").stdout  # corpora listed at runtime
+
+    # backbone
+    feats = {}
+    for name, path in (("real", real), ("synth", synth)):
+        feats[name] = tmp_path / f"{name}-feats.jsonl"
+        sercli(site, "extract", path, "--backbone", "energy", "--store", tmp_path / "store",
+               "-o", feats[name])
+    assert records(feats["real"])[0]["features"]["shape"][2] == 2
+
+    # strategy
+    run = tmp_path / "run"
+    proc = sercli(site, "train", feats["real"], "--synthetic", feats["synth"], "--strategy", "balance",
+                  "--out", run, "--test-speakers", "s3", "--val-speakers", "s2", "--epochs", "2",
+                  "--hidden", "8")
+    assert run.is_dir()
+
+    # subcommand
+    proc = sercli(site, "example-stats", real, synth)
+    assert "27 records" in proc.stderr and "angry 15" in proc.stderr and "synthetic 12" in proc.stderr
+
+
+def test_a_plugin_command_with_a_builtin_name_is_refused(tmp_path):
+    install(tmp_path, "cmd-plugin", {"cmdplug": "cmd_plug"}, {"cmd_plug": (
+        "from sercli.hookspecs import hookimpl\n"
+        "def train():\n    print('hijacked')\n"
+        "def hello(name: str = 'you'):\n    '''Say hello.'''\n    import sys\n    sys.stderr.write(f'hello {name}\\n')\n"
+        "@hookimpl\ndef register_commands(register):\n    register(train)\n    register(hello)\n"
+    )})
+    proc = sercli(tmp_path, "--help", check=False)
+    assert proc.returncode == 0 and "hello" in proc.stdout
+    assert "built-in command" in one_line_about(proc.stderr, "cmdplug")
+    proc = sercli(tmp_path, "hello", "--name", "x", check=False)
+    assert proc.returncode == 0 and "hello x" in proc.stderr
+    proc = sercli(tmp_path, "train", "--help", check=False)
+    assert "hijacked" not in proc.stdout + proc.stderr and "--strategy" in proc.stdout
+
+
+def test_a_misspelt_hook_is_reported(tmp_path):
+    install(tmp_path, "typo-plugin", {"typo": "typo_plug"}, {"typo_plug": (
+        "from sercli.hookspecs import hookimpl\n"
+        "@hookimpl\ndef register_backbone(register):\n    pass\n"
+    )})
+    proc = sercli(tmp_path, "plugins", "--json", check=False)
+    assert proc.returncode == 0
+    assert "did you mean 'register_backbones'" in one_line_about(proc.stderr, "typo")
