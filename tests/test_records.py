@@ -41,6 +41,15 @@ def test_non_utf8_records_name_the_file_and_the_line(tmp_path):
     assert f"{path} line 2: not UTF-8 text (byte 0xe9 at column 43)" in err
 
 
+def _synthesize_refuses(tmp_path, text: str):
+    """(path, the one error line) of `synthesize` on records ``text``; nothing is synthesised."""
+    path = tmp_path / "r.jsonl"
+    path.write_text(text)
+    err = one_error_line(run_cli("synthesize", path, "-d", tmp_path / "w", env=ENV))
+    assert not (tmp_path / "w").exists()
+    return path, err
+
+
 @pytest.mark.parametrize("line, field, message", [
     ('{"id": 12, "emotion": "sad", "text": "Hi."}', "id", "must be a non-empty string"),
     ('{"id": "", "emotion": "sad", "text": "Hi."}', "id", "must be a non-empty string"),
@@ -50,11 +59,8 @@ def test_non_utf8_records_name_the_file_and_the_line(tmp_path):
     ('{"id": "a", "emotion": "sad", "text": "Hi.", "provenance": [1]}', "provenance", "must be a JSON object"),
 ])
 def test_a_field_of_the_wrong_type_names_file_line_and_field(tmp_path, line, field, message):
-    path = tmp_path / "r.jsonl"
-    path.write_text('{"id": "ok", "emotion": "sad", "text": "Fine."}\n\n' + line + "\n")
-    err = one_error_line(run_cli("synthesize", path, "-d", tmp_path / "w", env=ENV))
+    path, err = _synthesize_refuses(tmp_path, '{"id": "ok", "emotion": "sad", "text": "Fine."}\n\n' + line + "\n")
     assert f"{path} line 3: field '{field}' {message}" in err
-    assert not (tmp_path / "w").exists()
 
 
 def test_no_records_is_an_error_not_a_silent_success(tmp_path):
@@ -134,11 +140,8 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_read(tmp_path):
 def test_values_json_has_not_are_refused_before_any_work(tmp_path, value, message):
     """Python's json reads NaN, 1e400, lone surrogates and repeated keys; each would fail (or
     mean two things) only after the utterances were rendered and paid for."""
-    path = tmp_path / "r.jsonl"
-    path.write_text('{"id": "ok", "emotion": "sad", "text": "Fine."}\n' + value + "\n")
-    err = one_error_line(run_cli("synthesize", path, "-d", tmp_path / "w", env=ENV))
+    path, err = _synthesize_refuses(tmp_path, '{"id": "ok", "emotion": "sad", "text": "Fine."}\n' + value + "\n")
     assert f"{path} line 2: {message}" in err
-    assert not (tmp_path / "w").exists()
 
 
 def test_a_surrogate_pair_is_text_not_an_error(tmp_path):
