@@ -1,30 +1,28 @@
-"""Accuracy benchmark: leave-one-speaker-out UA and WA on the shared real corpora.
+"""Accuracy benchmark: every model sercli offers against the classic ones, on the same folds.
 
-    python benchmarks/accuracy.py [--corpora emodb,tess] [--features egemaps,compare,fbank]
-                                  [--seeds 0,1,2] [--tune]
-    python benchmarks/accuracy.py --strategies [--corpora emodb] [--features egemaps]
+    python benchmarks/accuracy.py emodb            # one corpus per command
+    python benchmarks/accuracy.py tess --seeds 0,1,2 --models lr,svm,default,heads,finetune
 
-For every corpus and offline feature set it runs, under one protocol (leave one speaker out;
-inside each training fold a validation part of whole speakers for every choice; the test
-speaker never used for one):
+For one shared corpus (../shared/data, or $SERCLI_SHARED_DATA), leave one speaker out, each
+fold trained with each seed (folds x seeds jobs). Inside each training fold a validation part
+of whole speakers (by utterance when a fold has one training speaker, as in TESS) makes every
+choice; the test speaker never does. Rows, side by side:
 
-* the classic floor: openSMILE functionals (eGeMAPS, ComParE) -> standardisation -> linear SVM
-  (class-balanced), C chosen on the validation part, then refit on training + validation;
-* the sercli head: `sercli train --cv loso --seeds ... --refit` (early stopping on the
-  validation part, then retrained on all training speakers for the epochs found; with --tune,
-  hidden size and dropout chosen per fold by validation UA).
+* ``lr``: scikit-learn StandardScaler + LogisticRegression (class-balanced) on the same
+  whisper-tiny.en features (all hidden states, mean+std pooled, concatenated), C chosen on the
+  validation part from a grid, refit on training + validation; and the same after per-speaker
+  normalisation (``--norm speaker``'s module), the fair comparison for the rows that use it;
+* ``svm``: ComParE 2016 functionals (openSMILE) + StandardScaler + linear SVM, C on validation;
+* ``default``: plain ``sercli train FEATURES --cv loso`` (no other flag: what a user gets);
+* ``heads``: every built-in head (`sercli plugins`), with ``--refit`` (and the attentive head on
+  frame-level features), and with ``--norm speaker``; the best is marked;
+* ``finetune``: ``sercli train AUDIO --cv loso --finetune whisper-tiny.en`` (LoRA), on the audio;
+  expensive on a CPU: ``--finetune-seeds`` (default: the first seed) sets its seeds.
 
-With --strategies it instead compares every strategy (the four ways to use synthetic speech
-and the classic augmentations) on the first corpus and feature set, with synthetic speech from
-`sercli gen-text` (offline template LLM, 100 sentences per emotion) | `sercli synthesize`
-(espeak), then prints `sercli eval --compare` (paired tests against real-only).
-
-Cost on a shared 2-core CPU: EmoDB, all features, 3 seeds: ~35 min (fbank: 25 of them);
-TESS fbank is the slow one (~15 min per fold and seed: run it with --seeds 0).
-
-Manifests come from `sercli prepare`, features from `sercli extract`, both cached under
-$SERCLI_BENCH_DIR (default: work/bench in the repository, which git ignores). The table goes
-to stdout (markdown) and, with all numbers, to $SERCLI_BENCH_DIR/accuracy.json.
+Each row: UA and WA mean over jobs, the 95% t-interval of the mean UA (folds x seeds are not
+independent draws: indicative, as in the SER literature), pooled UA over all predictions, and the
+time it took (features cached, so extraction time is not counted). Markdown to stdout; all numbers
+to $SERCLI_BENCH_DIR/accuracy-CORPUS.json (default work/bench, which git ignores).
 """
 
 from __future__ import annotations
@@ -38,19 +36,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BACKBONES = {  # backbone -> extract options. Functionals in float32: ComParE overflows float16.
-    "egemaps": ["--pool", "mean", "--store-dtype", "float32"],
-    "compare": ["--pool", "mean", "--store-dtype", "float32"],
-    "fbank": ["--pool", "none", "--store-dtype", "float16"],
+WHISPER = "whisper-tiny.en"
+FEATURES = {  # name -> extract options
+    "whisper": ["--backbone", WHISPER, "--layers", "all", "--pool", "mean+std"],
+    "whisper-frames": ["--backbone", WHISPER, "--layers", "all", "--pool", "none"],
+    # functionals in float32: ComParE's energies overflow float16
+    "compare": ["--backbone", "compare", "--pool", "mean", "--store-dtype", "float32"],
 }
-SVM_FEATURES = ("egemaps", "compare")
-SVM_C = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-# The head: early stopping on validation UA, then refit on training + validation speakers for
-# the epochs found; statistics pooling over frames for frame features. --tune adds a choice
-# of hidden size and dropout per fold by validation UA (4x the training time).
-HEAD = ["--refit"]
-HEAD_FRAMES = ["--pool", "mean+std"]
-HEAD_TUNE = ["--tune", "hidden=64,256", "--tune", "dropout=0.2,0.5"]
+C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+MODELS = ("lr", "svm", "default", "heads", "finetune")
 
 
 def shared_data() -> Path:
@@ -67,169 +61,169 @@ def sercli(*args) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def features(bench: Path, corpus: str, backbone: str) -> Path:
-    """The corpus's feature records for ``backbone`` (prepared and extracted once, then cached)."""
+def manifest(bench: Path, corpus: str) -> Path:
     folder = bench / corpus
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = folder / "manifest.jsonl"
-    if not manifest.exists():
-        sercli("prepare", corpus, shared_data() / corpus, "-o", manifest)
-    out = folder / f"{backbone}.jsonl"
+    out = folder / "manifest.jsonl"
     if not out.exists():
-        sercli("extract", manifest, "--backbone", backbone, *BACKBONES[backbone],
-               "--store", folder / f"{backbone}-store", "-o", out)
+        sub = shared_data() / corpus
+        sercli("prepare", corpus, sub / "audio" if (sub / "audio").is_dir() else sub, "-o", out)
     return out
 
 
-def svm_floor(feature_records: Path, seeds: list[int]) -> dict:
-    """Standardisation + linear SVM, C chosen by validation UA, on the sercli folds."""
+def features(bench: Path, corpus: str, name: str) -> Path:
+    """The corpus's feature records (extracted once, then cached)."""
+    folder = bench / corpus
+    out = folder / f"{name}.jsonl"
+    if not out.exists():
+        sercli("extract", manifest(bench, corpus), *FEATURES[name], "--store", folder / f"{name}-store", "-o", out)
+    return out
+
+
+# -- the scikit-learn rows: same folds, same validation parts as sercli ---------------------
+
+def sklearn_row(records_path: Path, seeds: list[int], make, norm: bool) -> dict:
+    """``make(C)`` -> an estimator; C chosen by validation UA, refit on training + validation."""
     import numpy as np
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
 
     from sercli.cv import make_folds, split_val
     from sercli.data import Examples
+    from sercli.evaluate import summary
     from sercli.metrics import compute_metrics
     from sercli.records import read_records
-    from sercli.evaluate import summary
     from sercli.runs import select_labels
 
-    labels, records = select_labels(read_records(feature_records), [])
+    labels, records = select_labels(read_records(records_path), [])
     index = {lab: i for i, lab in enumerate(labels)}
 
     def xy(recs):
         ex = Examples.build(recs, index, 0)
-        return np.stack([ex.features(i).reshape(-1) for i in range(len(ex))]), np.asarray(ex.labels)
+        if norm:
+            from sercli.speakernorm import apply
 
-    def svm(c):
-        return make_pipeline(StandardScaler(), LinearSVC(C=c, class_weight="balanced", max_iter=20000, random_state=0))
+            ex = apply(ex, "benchmark")
+        return np.stack([ex.features(i).reshape(-1) for i in range(len(ex))]), np.asarray(ex.labels)
 
     jobs, y_all, p_all = [], [], []
     for fold in make_folds(records, "loso"):
         for seed in seeds:
             train, val = split_val(fold, 0.2, seed)
             (xt, yt), (xv, yv), (xs, ys) = xy(train), xy(val), xy(fold.test)
-            scores = [compute_metrics(yv, svm(c).fit(xt, yt).predict(xv), labels)["UA"] for c in SVM_C]
-            best = SVM_C[int(np.argmax(scores))]
-            pred = svm(best).fit(np.concatenate([xt, xv]), np.concatenate([yt, yv])).predict(xs)
+            scores = [compute_metrics(yv.tolist(), make(c).fit(xt, yt).predict(xv).tolist(), labels)["UA"] for c in C_GRID]
+            best = C_GRID[int(np.argmax(scores))]
+            pred = make(best).fit(np.concatenate([xt, xv]), np.concatenate([yt, yv])).predict(xs)
             m = compute_metrics(ys.tolist(), pred.tolist(), labels)
             jobs.append({"fold": fold.name, "seed": seed, "C": best, "UA": m["UA"], "WA": m["WA"]})
             y_all += ys.tolist()
             p_all += pred.tolist()
     pooled = compute_metrics(y_all, p_all, labels)
     return {"UA": summary([j["UA"] for j in jobs]), "WA": summary([j["WA"] for j in jobs]),
-            "pooled": {"UA": pooled["UA"], "WA": pooled["WA"]}, "jobs": jobs}
+            "pooled_UA": pooled["UA"], "jobs": jobs}
 
 
-def head(bench: Path, feature_records: Path, name: str, seeds: list[int], tune: bool, frames: bool) -> dict:
-    out = bench / "runs" / name
+def logistic(c):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=3000))
+
+
+def linear_svm(c):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    return make_pipeline(StandardScaler(), LinearSVC(C=c, class_weight="balanced", max_iter=20000, random_state=0))
+
+
+# -- the sercli rows -------------------------------------------------------------------------
+
+def sercli_row(bench: Path, corpus: str, name: str, inputs: Path, seeds: list[int], flags: list[str]) -> dict:
+    out = bench / corpus / "runs" / name
     if not (out / "metrics.json").exists():
-        sercli("train", feature_records, "--cv", "loso", "--seeds", ",".join(map(str, seeds)), *HEAD,
-               *(HEAD_FRAMES if frames else []), *(HEAD_TUNE if tune else []), "--out", out, "--overwrite")
+        sercli("train", inputs, "--cv", "loso", "--seeds", ",".join(map(str, seeds)), *flags,
+               "--out", out, "--overwrite")
     agg = json.loads((out / "metrics.json").read_text())
-    return {"UA": agg["UA"], "WA": agg["WA"], "pooled": {"UA": agg["pooled"]["UA"], "WA": agg["pooled"]["WA"]},
-            "run": str(out)}
+    return {"UA": agg["UA"], "WA": agg["WA"], "pooled_UA": agg["pooled"]["UA"], "run": str(out)}
 
 
-STRATEGIES = (  # name, options: the synthetic ratio is the paper's 1 synthetic : 2 real (0.5),
-    # swept for mix
-    ("real-only", []),
-    ("mix", ["--sweep", "ratio=0.25,0.5,1.0"]),
-    ("adversarial", ["-O", "ratio=0.5"]),
-    ("transfer", []),
-    ("curriculum", ["-O", "ratio=0.5", "-O", "stages=3"]),
-    ("noise", []),
-    ("specaugment", []),
-    ("mixup", []),
-)
+def head_names() -> list[str]:
+    proc = subprocess.run([sys.executable, "-m", "sercli", "plugins", "--json"], check=True,
+                          capture_output=True, text=True)
+    data = json.loads(proc.stdout)
+    names = set()
+    for plugin in data if isinstance(data, list) else data.get("plugins", []):
+        names.update((plugin.get("registered") or {}).get("head", []))
+    return sorted(names)
 
 
-def synthetic(bench: Path, corpus: str, backbone: str, emotions: list[str]) -> Path:
-    """gen-text | synthesize | extract, once: 100 template sentences per emotion spoken by espeak."""
-    folder = bench / "synthetic"
-    folder.mkdir(parents=True, exist_ok=True)
-    text, speech = folder / "text.jsonl", folder / "speech.jsonl"
-    if not speech.exists():
-        sercli("gen-text", "-b", "template", "-e", ",".join(emotions), "-n", 100, "--seed", 0, "-o", text)
-        sercli("synthesize", text, "-t", "espeak", "-d", folder / "audio", "-o", speech)
-    out = folder / f"{backbone}.jsonl"
-    if not out.exists():
-        sercli("extract", speech, "--backbone", backbone, *BACKBONES[backbone],
-               "--store", folder / f"{backbone}-store", "-o", out)
-    return out
+def frame_level(head: str) -> bool:
+    from sercli import plugins
+
+    return bool(getattr(plugins.registry("head")[head], "frame_level", False))
 
 
-def strategies(bench: Path, corpus: str, backbone: str, seeds: list[int]) -> None:
-    from sercli.records import read_records
-
-    real = features(bench, corpus, backbone)
-    emotions = sorted({r["emotion"] for r in read_records(real)})
-    syn = synthetic(bench, corpus, backbone, emotions)
-    runs = []
-    for name, options in STRATEGIES:
-        sweep = "--sweep" in options
-        out = bench / "strategies" / f"{corpus}-{backbone}-{name}{'-sweep' if sweep else ''}"
-        if not (out / ("sweep.json" if sweep else "metrics.json")).exists():
-            sercli("train", real, "--synthetic", syn, "--strategy", name, *options, "--cv", "loso",
-                   "--seeds", ",".join(map(str, seeds)), "--refit", "--out", out, "--overwrite")
-        runs.append(out)  # `eval --compare` expands a sweep into its runs
-    print(f"$ sercli eval --compare {' '.join(map(str, runs))}", file=sys.stderr, flush=True)
-    proc = subprocess.run([sys.executable, "-m", "sercli", "eval", "--compare", *map(str, runs)],
-                          check=True, capture_output=True, text=True)
-    sys.stderr.write(proc.stderr)
-    rows = json.loads(proc.stdout)["runs"]
-    (bench / "strategies.json").write_text(json.dumps(rows, indent=2))
-    print("| strategy | UA mean ± std (95% CI) | WA mean ± std | pooled UA | pooled WA | ΔUA | p (Wilcoxon) | p (t) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        ua, wa, vs = row["UA"], row["WA"], row.get("vs_first") or {}
-        p = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
-        print(f"| {row['strategy']} | {ua['mean']:.3f} ± {ua['std']:.3f} ({ua['ci95'][0]:.3f}-{ua['ci95'][1]:.3f}) | "
-              f"{wa['mean']:.3f} ± {wa['std']:.3f} | {row['pooled_UA']:.3f} | {row['pooled_WA']:.3f} | "
-              f"{'-' if vs.get('delta') is None else format(vs['delta'], '+.3f')} | {p(vs.get('wilcoxon_p'))} | "
-              f"{p(vs.get('ttest_p'))} |", flush=True)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpora", default="emodb,tess")
-    parser.add_argument("--features", default="egemaps,compare,fbank")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--tune", action="store_true", help="Also choose hidden size and dropout by validation UA.")
-    parser.add_argument("--strategies", action="store_true", help="Compare the strategies instead (first corpus and features).")
-    args = parser.parse_args()
-    bench = Path(os.environ.get("SERCLI_BENCH_DIR", ROOT / "work" / "bench")).resolve()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    if args.strategies:
-        strategies(bench, args.corpora.split(",")[0], args.features.split(",")[0], seeds)
-        return
-    rows = []
-    for corpus in args.corpora.split(","):
-        for backbone in args.features.split(","):
-            recs = features(bench, corpus, backbone)
-            if backbone in SVM_FEATURES:
-                t = time.time()
-                rows.append({"corpus": corpus, "features": backbone, "model": "linear SVM (floor)",
-                             **svm_floor(recs, seeds[:1]), "seconds": round(time.time() - t)})
-                print_row(rows[-1], first=len(rows) == 1)
-            t = time.time()
-            rows.append({"corpus": corpus, "features": backbone, "model": "sercli head" + (" (tuned on val)" if args.tune else ""),
-                         **head(bench, recs, f"{corpus}-{backbone}{'-tuned' if args.tune else ''}", seeds, args.tune,
-                                frames=BACKBONES[backbone][1] == "none"),
-                         "seconds": round(time.time() - t)})
-            print_row(rows[-1], first=len(rows) == 1)
-            (bench / "accuracy.json").write_text(json.dumps(rows, indent=2))
+def rows_for(bench: Path, corpus: str, models: list[str], seeds: list[int], ft_seeds: list[int]):
+    feats = features(bench, corpus, "whisper")
+    label = f"{WHISPER}, all layers, mean+std"
+    if "lr" in models:
+        for norm in (False, True):
+            yield (f"logistic regression{' + speaker norm' if norm else ''}", label,
+                   lambda norm=norm: sklearn_row(feats, seeds, logistic, norm))
+    if "svm" in models:
+        compare = features(bench, corpus, "compare")
+        yield ("linear SVM", "ComParE 2016 functionals", lambda: sklearn_row(compare, seeds, linear_svm, False))
+    if "default" in models:
+        yield ("`sercli train` default", label, lambda: sercli_row(bench, corpus, "default", feats, seeds, []))
+    if "heads" in models:
+        for head in head_names():
+            frames = frame_level(head)
+            inputs = features(bench, corpus, "whisper-frames") if frames else feats
+            what = f"{WHISPER}, all layers, frames" if frames else label
+            for norm in ("none", "speaker"):
+                flags = ["--head", head, "--refit", "--norm", norm]
+                yield (f"head `{head}` --refit{' --norm speaker' if norm == 'speaker' else ''}", what,
+                       lambda flags=flags, n=f"{head}-{norm}", i=inputs: sercli_row(bench, corpus, n, i, seeds, flags))
+    if "finetune" in models:
+        flags = ["--finetune", WHISPER, "--finetune-mode", "lora"]
+        yield ("fine-tuned (LoRA) + default head", f"{WHISPER} audio",
+               lambda: sercli_row(bench, corpus, "finetune-lora", manifest(bench, corpus), ft_seeds, flags))
 
 
 def print_row(row: dict, first: bool) -> None:
     if first:
-        print("| corpus | features | model | UA mean ± std (95% CI) | WA mean ± std | pooled UA | pooled WA | folds x seeds |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| model | features | UA mean (95% CI) | WA mean | pooled UA | jobs | time |")
+        print("|---|---|---|---|---|---|---|")
     ua, wa = row["UA"], row["WA"]
-    print(f"| {row['corpus']} | {row['features']} | {row['model']} | {ua['mean']:.3f} ± {ua['std']:.3f} "
-          f"({ua['ci95'][0]:.3f}-{ua['ci95'][1]:.3f}) | {wa['mean']:.3f} ± {wa['std']:.3f} | "
-          f"{row['pooled']['UA']:.3f} | {row['pooled']['WA']:.3f} | {ua['n']} |", flush=True)
+    print(f"| {row['model']} | {row['features']} | {ua['mean']:.3f} ({ua['ci95'][0]:.3f}-{ua['ci95'][1]:.3f}) | "
+          f"{wa['mean']:.3f} | {row['pooled_UA']:.3f} | {ua['n']} | {row['seconds']} s |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus", help="A corpus under ../shared/data: emodb or tess.")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--finetune-seeds", default=None, help="Seeds of the fine-tuned row (default: the first seed).")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"Rows to run, of {','.join(MODELS)}.")
+    args = parser.parse_args()
+    bench = Path(os.environ.get("SERCLI_BENCH_DIR", ROOT / "work" / "bench")).resolve()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    ft_seeds = [int(s) for s in args.finetune_seeds.split(",")] if args.finetune_seeds else seeds[:1]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        sys.exit(f"--models: unknown {', '.join(unknown)} (known: {', '.join(MODELS)})")
+    rows = []
+    for model, what, run in rows_for(bench, args.corpus, models, seeds, ft_seeds):
+        t = time.time()
+        rows.append({"corpus": args.corpus, "model": model, "features": what, **run(), "seconds": round(time.time() - t)})
+        print_row(rows[-1], first=len(rows) == 1)
+        (bench / f"accuracy-{args.corpus}.json").write_text(json.dumps(rows, indent=2))
+    heads = [r for r in rows if r["model"].startswith("head ")]
+    if heads:
+        best = max(heads, key=lambda r: r["UA"]["mean"])
+        print(f"\nbest head: {best['model']} (UA {best['UA']['mean']:.3f})", flush=True)
 
 
 if __name__ == "__main__":

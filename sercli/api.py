@@ -6,7 +6,8 @@ every other sercli module is internal and may change.
 What is here, by use:
 
 * base classes: ``Plugin``, ``Options``, ``LLMBackend``, ``TTSEngine``, ``Backbone``,
-  ``Strategy``, ``Corpus``, and ``TrainerAPI`` (what a strategy may use of the trainer);
+  ``Strategy``, ``Head``, ``Corpus``, ``Gate``, ``Tracker``, and ``TrainerAPI`` (what a
+  strategy may use of the trainer);
   their docstrings state what each method receives and returns, the error contract and the
   threading contract (``sercli.base``).
 * errors: ``RecordError`` (skip this record, carry on), ``SercliError`` (end the run, one line).
@@ -21,11 +22,15 @@ What is here, by use:
   (a file name from an id or a voice), ``atomic_write_bytes``, ``atomic_write_text``,
   ``atomic_path``.
 * paid services: ``backoff_delay``, ``wait_before_retry``, ``MAX_BACKOFF``.
-* strategies: ``Examples``, ``FitHooks``, ``Head``, ``need_synthetic``, ``sample_synthetic``.
+* strategies: ``Examples``, ``FitHooks``, ``need_synthetic``, ``sample_synthetic``.
+* heads: ``HeadModule`` (what ``Head.build`` returns, with the shared helpers).
+* gates: ``run_probabilities`` (a trained run's class probabilities on feature records).
+* formats (``Corpus.export``/``import_records``): ``read_features`` (a record's (layers, frames,
+  dim) float32 features), ``FeatureStore`` (a feature store: ``meta``, ``init``, ``writer``).
 
 Names that need numpy or torch (``write_wav``, ``load_audio``, ``resample``, ``Examples``,
-``FitHooks``, ``Head``) are imported on first use, so that importing this module stays cheap; in a strategy
-module import them inside methods or under ``typing.TYPE_CHECKING``.
+``FitHooks``, ``HeadModule``) are imported on first use, so that importing this module stays
+cheap; in a plugin module import them inside methods or under ``typing.TYPE_CHECKING``.
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ from typing import Any
 from sercli.base import (
     Backbone,
     Corpus,
+    Gate,
+    Head,
     LLMBackend,
     Options,
     Plugin,
     Strategy,
+    Tracker,
     TrainerAPI,
     TTSEngine,
 )
@@ -71,6 +79,7 @@ RECORD_FIELDS: dict[str, str] = {
     "text": "str, the sentence (synthetic speech, from gen-text)",
     "voice": "str, the TTS voice that spoke it",
     "source": "str, 'real' or 'synthetic'",
+    "language": "str, a BCP-47 code of what is said ('en', 'de'): gen-text writes it, corpora set it",
     "split": "str, the corpus's own partition (train, dev, test1...; --cv field:split)",
     "duration": "number, seconds of audio (prepare and synthesize write it)",
     "features": "object {store, key, shape}: where `sercli extract` stored the features; "
@@ -83,12 +92,15 @@ _LAZY = {
     "load_audio": "sercli.audio",
     "Examples": "sercli.data",
     "FitHooks": "sercli.train",
-    "Head": "sercli.model",
+    "HeadModule": "sercli.model",
     "resample": "sercli.audio",
+    "run_probabilities": "sercli.filtering",
+    "read_features": "sercli.data",
+    "FeatureStore": "sercli.features",
 }
 
 __all__ = [
-    "Backbone", "Corpus", "LLMBackend", "Options", "Plugin", "Strategy", "TrainerAPI", "TTSEngine",
+    "Backbone", "Corpus", "Gate", "Head", "LLMBackend", "Options", "Plugin", "Strategy", "Tracker", "TrainerAPI", "TTSEngine",
     "RecordError", "SercliError", "info", "warn",
     "EMOTIONS", "SYNONYMS", "canonical", "emotion_key", "same_sentence_key",
     "Record", "RECORD_FIELDS",

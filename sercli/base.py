@@ -19,7 +19,8 @@ Threads: ``TTSEngine.synthesize`` is called from a thread pool of ``max_concurre
 (or ``--jobs``) when that is more than 1, so it must be thread-safe then; leave
 ``max_concurrency = 1`` for a library that is not. ``LLMBackend.generate`` is called from one
 thread; a backend may run its own requests concurrently, and its ``usage`` totals must then
-be updated under a lock. ``Backbone.forward`` and ``Strategy.fit`` run in one thread.
+be updated under a lock. ``Backbone.forward``, ``Strategy.fit`` and a ``Head``'s module run
+in one thread.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol
 
 if TYPE_CHECKING:  # only for the annotations: importing them needs numpy and torch
     from sercli.data import Examples
-    from sercli.model import Head
+    from sercli.model import HeadModule
     from sercli.train import FitHooks, TrainConfig
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -97,6 +98,11 @@ class LLMBackend(Plugin):
         Sentences are yielded as soon as they exist so the caller can persist them at once.
         """
         raise NotImplementedError
+
+    def check(self, emotions: list[str]) -> None:
+        """SercliError (one line, with the fix) when the backend cannot write one of
+        ``emotions``; called once with every emotion asked for, before any sentence is made
+        (default: any emotion can be written)."""
 
     def estimate(self, emotion: str, n: int) -> dict[str, int]:
         """Requests and characters a call for ``n`` sentences would cost (for --dry-run)."""
@@ -187,6 +193,25 @@ class Backbone(Plugin):
         a list of float tensors (layers, frames, dim), one per input, frames of padding removed."""
         raise NotImplementedError
 
+    # -- fine-tuning (optional; `sercli train --finetune NAME`, sercli.finetune) -------------
+    # A backbone that defines ``trainable_module`` and ``layer_modules`` can be fine-tuned:
+    # sercli freezes the module, then trains LoRA adapters (peft) on the Linear modules named
+    # in ``lora_targets`` (e.g. ("q_proj", "v_proj")), or the top K of ``layer_modules()``,
+    # together with a head. ``forward`` is then called with gradients enabled: it must let
+    # them flow to the module's parameters, and give a batch the numbers its inputs get one at
+    # a time (``padding_sensitive`` backbones: run unequal lengths apart).
+    lora_targets: ClassVar[tuple[str, ...]] = ()
+
+    def trainable_module(self, device: str = "cpu") -> Any:
+        """Load fresh weights for training and return the torch ``nn.Module`` that ``forward``
+        then runs (as the library builds it: real nn.Linear, no inference-only rewrites)."""
+        raise NotImplementedError
+
+    def layer_modules(self) -> list[Any]:
+        """The loaded module's parts that compute hidden state i + 1 from hidden state i
+        (``num_layers - 1`` of them, bottom to top; the last includes a norm applied after it)."""
+        raise NotImplementedError
+
 
 class TrainerAPI(Protocol):
     """What a strategy may use of the trainer it is given (``sercli.train.Trainer``).
@@ -199,19 +224,19 @@ class TrainerAPI(Protocol):
     labels: list[str]  # class names; an example's label is an index into this list
     cfg: "TrainConfig"  # read-only: seed, device, lr, max_epochs, batch_size...
 
-    def new_model(self, stats_from: "Examples") -> "Head":
+    def new_model(self, stats_from: "Examples") -> "HeadModule":
         """A fresh head (same seed, same weights), standardised with statistics of
         ``stats_from`` (training data only, never ``val``)."""
 
-    def fit(self, model: "Head", train: "Examples", val: "Examples", *, max_epochs: int | None = None,
-            stage: str = "train", lr: float | None = None, hooks: "FitHooks | None" = None) -> "Head":
+    def fit(self, model: "HeadModule", train: "Examples", val: "Examples", *, max_epochs: int | None = None,
+            stage: str = "train", lr: float | None = None, hooks: "FitHooks | None" = None) -> "HeadModule":
         """Train ``model`` in place on ``train`` and return it: early stopping on the UA of
         ``val``, keeping the best weights (or a fixed number of epochs when refitting).
         ``max_epochs`` caps this call, ``stage`` names it in the history, ``lr`` overrides the
         learning rate, ``hooks`` (``sercli.api.FitHooks``) add augmentation, mixup or an extra
         loss. A strategy may call it several times (stages) on the same model."""
 
-    def predict(self, model: "Head", data: "Examples") -> Any:
+    def predict(self, model: "HeadModule", data: "Examples") -> Any:
         """Class probabilities, a numpy array (len(data), len(labels))."""
 
     def note_used(self, **parts: "Examples | int") -> None:
@@ -222,7 +247,7 @@ class TrainerAPI(Protocol):
 class Strategy(Plugin):
     """A way to train a head on real plus synthetic examples (see TrainerAPI)."""
 
-    def fit(self, trainer: TrainerAPI, real: "Examples", synthetic: "Examples", val: "Examples") -> "Head":
+    def fit(self, trainer: TrainerAPI, real: "Examples", synthetic: "Examples", val: "Examples") -> "HeadModule":
         """Return the trained head (a ``trainer.new_model``, trained with ``trainer.fit``).
 
         ``real``, ``synthetic`` and ``val`` are ``sercli.api.Examples`` (records with integer
@@ -232,6 +257,29 @@ class Strategy(Plugin):
         with the synthetic examples trained on. A SercliError ends the run (bad data, bad
         options); ``fit`` is called again, with a fresh trainer, for --tune and --refit."""
         raise NotImplementedError
+
+
+class Head(Plugin):
+    """A downstream model on the features (the part every backbone and strategy trains).
+
+    ``build`` returns a fresh ``sercli.api.HeadModule`` (torch imported inside it); sercli
+    fills its ``mean``/``std`` with training statistics, records its ``config`` (this head's
+    name and options, the geometry) in the run folder and rebuilds it from there with
+    ``build`` again, so the module must depend on nothing but the options and the arguments.
+    """
+
+    # True: the head needs frames (features extracted with ``--pool none``); sercli refuses
+    # utterance-level features (one frame per utterance) before training.
+    frame_level: ClassVar[bool] = False
+
+    def build(self, num_layers: int, dim: int, num_classes: int) -> "HeadModule":
+        """A new module for features (B, num_layers, T, dim) and ``num_classes`` classes."""
+        raise NotImplementedError
+
+    def search_space(self) -> dict[str, list | tuple]:
+        """What ``train --search`` may choose among, per option: a list of values, or
+        ``(low, high, "log" | "linear")`` for a number. Options left out keep their value."""
+        return {}
 
 
 class Corpus(Plugin):
@@ -248,3 +296,74 @@ class Corpus(Plugin):
         ``sercli.api.canonical``, ``raw_label``, ``speaker``...). SercliError when ``path`` is
         not this corpus; a file that cannot be parsed is better skipped with ``warn``."""
         raise NotImplementedError
+
+    # -- optional: a corpus format sercli can also write and read back (`sercli export NAME`,
+    # `sercli import NAME`): EmoBox jsonl, a Hugging Face datasets folder ---------------------
+
+    def export(self, records: list[dict[str, Any]], path: Path, root: Path | None = None) -> None:
+        """Write ``records`` (sercli records, maybe from another corpus) to ``path`` in this
+        format, whole or not at all; audio paths relative to ``root`` when given."""
+        raise NotImplementedError
+
+    def import_records(self, path: Path, store: Path | None = None) -> Iterator[dict[str, Any]]:
+        """The records ``export`` wrote to ``path``, every field as it was; features it
+        carried go into a new feature store ``store`` (SercliError without one)."""
+        raise NotImplementedError
+
+
+class Gate(Plugin):
+    """Judges synthetic utterances between `synthesize` and `extract` (`sercli filter`): keeps
+    a record, or drops it with a reason (a Whisper round trip, a model trained on real speech).
+
+    `sercli filter` calls ``check`` once with every record to judge, before anything heavy
+    (refuse what the gate cannot judge: a missing field, a language its model lacks, with the
+    fix), then ``load`` once, then ``judge`` on batches of at most ``batch_size`` records.
+    """
+
+    batch_size: ClassVar[int] = 8
+    # record fields the gate reads; sercli refuses records without them before any work
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, records: list[dict[str, Any]]) -> None:
+        """SercliError (one line, with the fix) when the gate cannot judge these records."""
+
+    def load(self, device: str = "cpu") -> None:
+        """Load models; called once before the first ``judge``."""
+
+    def judge(self, records: list[dict[str, Any]]) -> list[Any]:
+        """One verdict per record, in order: ``(None, scores)`` keeps it, ``(reason, scores)``
+        drops it (``reason``: a short phrase such as ``"WER 0.62 > 0.4"``); ``scores`` is a
+        dict of JSON values (the measurements) written into the record's provenance. An entry
+        may be a ``RecordError``: that record cannot be judged (reported, left for a re-run)."""
+        raise NotImplementedError
+
+
+class Tracker(Plugin):
+    """Sends a finished training run to an experiment tracker (TensorBoard event files, an
+    MLflow store...): `sercli train --tracker NAME` (options ``-O tracker.KEY=VALUE``), or
+    `sercli track RUN --tracker NAME` for a run trained before.
+
+    sercli reads the run folder and calls ``start`` once, then ``scalar``, ``text`` and
+    ``figure`` any number of times (per-epoch curves with the epoch as ``step``; fold
+    metrics with the job's index), then ``finish`` (also after a failure). Tags are
+    ``/``-separated paths such as ``fold-00-seed-0/val_UA`` or ``test/UA``.
+    """
+
+    def start(self, where: Path, name: str, params: dict[str, Any]) -> None:
+        """Begin a run called ``name`` with its configuration ``params`` (a JSON-able dict);
+        ``where`` is a folder sercli chose for local files (trackers with a store of their
+        own may use an option instead). SercliError when the tracker cannot work (a missing
+        library: say how to install it)."""
+        raise NotImplementedError
+
+    def scalar(self, tag: str, value: float, step: int = 0) -> None:
+        raise NotImplementedError
+
+    def text(self, tag: str, text: str) -> None:
+        """Markdown text (the parameters, a table of results)."""
+
+    def figure(self, tag: str, png: Path) -> None:
+        """A PNG figure the run holds (confusion matrix, training curves)."""
+
+    def finish(self) -> None:
+        """Write everything out and close."""

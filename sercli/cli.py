@@ -22,13 +22,17 @@ try:
 
     from sercli import plugins
     from sercli.commands import (
+        degrade,
         eval_cmd,
+        export,
         extract,
+        filter as filter_cmd,
         gen_text,
         plugins_cmd,
         predict,
         prepare,
         synthesize,
+        track,
         train,
     )
     from sercli.errors import SercliError
@@ -36,6 +40,37 @@ except KeyboardInterrupt as _exc:
     if not isinstance(_exc, fastexit.Interrupted):
         raise
     fastexit.interrupted_at_start(_exc)
+
+_TYPE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN", "path": "PATH",
+               "file": "FILE", "directory": "DIR"}
+
+
+def _readable_types() -> None:
+    """Typer 0.2x shows types as ``<list[str]>`` and ``<bool>`` (even for flags): show TEXT,
+    INTEGER, [a|b], a repeatable option's element type, and nothing for a flag (older
+    Typer versions have no ``display_type`` and print Click's own names)."""
+    base = getattr(typer.core, "_TyperParameter", None)
+    original = getattr(base, "display_type", None)
+    if original is None or getattr(original, "sercli", False):
+        return
+
+    def display_type(self, ctx):
+        if getattr(self, "is_flag", False) and not getattr(self, "count", False):
+            return None
+        label = str(original(self, ctx)).strip("<>")
+        while label.startswith("list[") and label.endswith("]"):
+            label = label[5:-1]
+        label = label.removesuffix(" range")
+        if "|" in label:
+            return f"[{label}]"
+        return _TYPE_WORDS.get(label, label.upper())
+
+    display_type.sercli = True
+    base.display_type = display_type
+
+
+_readable_types()
+
 
 class _Commands(typer.core.TyperGroup):
     """Built-in commands, then the commands plugins registered (``register_commands``).
@@ -92,12 +127,32 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        def of(name: str) -> str:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return "not installed"
+
+        print(f"sercli {of('sercli')} (torch {of('torch')}, transformers {of('transformers')}, "
+              f"python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks (also SERCLI_DEBUG=1).")
+        bool, typer.Option("--debug", help="Show tracebacks (also SERCLI_DEBUG=1); anywhere on the line.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Less output on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Only warnings and errors on stderr: no info lines, tables or progress bars "
+                              "(also SERCLI_QUIET=1); anywhere on the line.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the versions of sercli, torch and transformers, then exit.")] = False,
 ) -> None:
     if debug:
         os.environ["SERCLI_DEBUG"] = "1"
@@ -105,15 +160,43 @@ def _root(
         os.environ["SERCLI_QUIET"] = "1"
 
 
-app.command("gen-text")(gen_text.gen_text)
-app.command("synthesize")(synthesize.synthesize)
-app.command("extract")(extract.extract)
-app.command("train")(train.train)
-app.command("eval")(eval_cmd.evaluate)
-app.command("predict")(predict.predict)
-app.command("prepare", cls=prepare.PrepareCommand)(prepare.prepare)
-app.command("plugins")(plugins_cmd.plugins)
+def _help(fn) -> str:
+    """A command's docstring for --help: each prose paragraph on one line (rich wraps it to
+    the terminal), while a paragraph with indented lines (Examples:) keeps its lines."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+    return "\n\n".join(p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split())
+                       for p in paragraphs)
+
+
+for _name, _fn, _extra in (
+    ("gen-text", gen_text.gen_text, {}),
+    ("synthesize", synthesize.synthesize, {}),
+    ("extract", extract.extract, {}),
+    ("filter", filter_cmd.filter_records, {}),
+    ("degrade", degrade.degrade, {}),
+    ("train", train.train, {}),
+    ("eval", eval_cmd.evaluate, {}),
+    ("predict", predict.predict, {}),
+    ("prepare", prepare.prepare, {"cls": prepare.PrepareCommand}),
+    ("plugins", plugins_cmd.plugins, {}),
+    ("export", export.export, {}),
+    ("import", export.import_, {}),
+    ("track", track.track, {}),
+):
+    app.command(_name, help=_help(_fn), **_extra)(_fn)
 plugins.BUILTIN_COMMANDS.update(c.name for c in app.registered_commands)
+
+# sercli's own flags, accepted anywhere on the command line (before a lone `--`)
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+
+
+def _hoist(args: list[str]) -> list[str]:
+    """``sercli train X -q`` as ``sercli -q train X``: the global flags moved to the front."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
 
 
 def main() -> None:
@@ -129,8 +212,9 @@ def main() -> None:
 
     fastexit.install_signal_handlers()
     stdio.take_over()  # stdout holds records only, whatever a plugin or library prints
-    debug = "--debug" in sys.argv[1:] or bool(os.environ.get("SERCLI_DEBUG"))
-    code = _run(sys.argv[1:], debug)
+    args = _hoist(sys.argv[1:])
+    debug = "--debug" in args or bool(os.environ.get("SERCLI_DEBUG"))
+    code = _run(args, debug)
     try:
         sys.stdout.flush()  # here, not at exit, where a failure is "Exception ignored" noise
     except (OSError, ValueError) as exc:

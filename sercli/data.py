@@ -85,11 +85,13 @@ def check_dims(records: Iterable[dict[str, Any]], head: dict[str, Any], where: A
 
 @dataclass
 class Examples:
-    """Records with integer labels and a domain (0 = real, 1 = synthetic)."""
+    """Records with integer labels and a domain (0 = real, 1 = synthetic); with ``norm``, each
+    record's features are read standardised by its (mean, std) there (`sercli.speakernorm`)."""
 
     records: list[dict[str, Any]]
     labels: list[int]
     domains: list[int]
+    norm: list[tuple[np.ndarray, np.ndarray] | None] | None = None
 
     @classmethod
     def build(cls, records, label_index: dict[str, int], domain: int) -> "Examples":
@@ -100,12 +102,16 @@ class Examples:
         return len(self.records)
 
     def __add__(self, other: "Examples") -> "Examples":
-        return Examples(self.records + other.records, self.labels + other.labels, self.domains + other.domains)
+        norm = None
+        if self.norm is not None or other.norm is not None:
+            norm = (self.norm or [None] * len(self)) + (other.norm or [None] * len(other))
+        return Examples(self.records + other.records, self.labels + other.labels, self.domains + other.domains, norm)
 
     def subset(self, idx: Iterable[int]) -> "Examples":
         idx = list(idx)
         return Examples(
-            [self.records[i] for i in idx], [self.labels[i] for i in idx], [self.domains[i] for i in idx]
+            [self.records[i] for i in idx], [self.labels[i] for i in idx], [self.domains[i] for i in idx],
+            None if self.norm is None else [self.norm[i] for i in idx],
         )
 
     def speakers(self) -> list[str]:
@@ -119,9 +125,16 @@ class Examples:
         return out
 
     def features(self, i: int) -> np.ndarray:
-        """(layers, frames, dim) float32, read lazily from the store and then kept; an error
-        naming the record and its store if they are not finite numbers."""
-        return read_features(self.records[i])
+        """(layers, frames, dim) float32, read lazily from the store and then kept (standardised
+        with ``norm[i]`` when set); an error naming the record and its store if they are not
+        finite numbers."""
+        x = read_features(self.records[i])
+        stats = self.norm[i] if self.norm is not None else None
+        if stats is None:
+            return x
+        from sercli.speakernorm import normalise
+
+        return normalise(x, stats)
 
 
 def read_features(rec: dict[str, Any]) -> np.ndarray:

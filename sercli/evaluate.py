@@ -90,9 +90,19 @@ def load_job(job: dict[str, Any], records: list[Record] | None = None) -> Job:
 
 def evaluate_job(job: Job, allow_overlap: bool = False, where: Any = None) -> tuple[dict[str, Any], list[Record]]:
     """(metrics, predictions) of one job on its records, after the checks that make them fair."""
+    data, probs = job_probabilities(job, allow_overlap, where)
+    return score(job.config["labels"], data, probs)
+
+
+def job_examples(job: Job, allow_overlap: bool = False, where: Any = None):
+    """The Examples a job is evaluated on: its records, checked (features of the model's kind
+    and size, unseen speakers, known emotions) and, for a model trained with ``norm: speaker``,
+    standardised with each speaker's statistics over these records (their features only)."""
+    from sercli import speakernorm
     from sercli.cv import check_speakers
     from sercli.data import Examples, check_dims, feature_meta
-    from sercli.metrics import compute_metrics
+    from sercli.finetune import check_records, is_finetuned
+    from sercli.finetune import examples as audio_examples
 
     config, records, where = job.config, job.records, str(where or job.name)
     given = False
@@ -103,9 +113,13 @@ def evaluate_job(job: Job, allow_overlap: bool = False, where: Any = None) -> tu
         given = str((config.get("fold") or {}).get("protocol", "")).startswith("field:")
     if not records:
         raise SercliError(f"{where}: no test records to evaluate")
-    if feature_meta(records) != config["features"]:
+    finetuned = is_finetuned(config)
+    if finetuned:  # the model's own encoder reads the audio
+        check_records(records, config["features"])
+    elif feature_meta(records) != config["features"]:
         raise SercliError("the test records' features were extracted with other settings than the model's")
-    check_dims(records, config["head"], where)
+    else:
+        check_dims(records, config["head"], where)
     seen = [{"speaker": s} for s in config["speakers"]["train"] + config["speakers"]["val"]]
     check_speakers(seen, records, allow_overlap, where, given)
     labels = config["labels"]
@@ -115,8 +129,28 @@ def evaluate_job(job: Job, allow_overlap: bool = False, where: Any = None) -> tu
         raise SercliError(
             f"test records have emotions the model does not know: {', '.join(unknown)} (known: {', '.join(labels)})"
         )
-    data = Examples.build(records, index, 0)
-    probs = probabilities(job.model.to("cpu"), data, int(config["train"].get("batch_size", 32)), "cpu")
+    data = audio_examples(records, index, 0, config["features"]) if finetuned else Examples.build(records, index, 0)
+    if norm_of(config) == "speaker":
+        data = speakernorm.apply(data, where)
+    return data
+
+
+def norm_of(config: dict[str, Any]) -> str:
+    """The feature normalisation a job's model was trained with ("none" for older runs)."""
+    return str((config.get("train") or {}).get("norm") or "none")
+
+
+def job_probabilities(job: Job, allow_overlap: bool = False, where: Any = None):
+    """(examples, class probabilities (N, C)) of one job on its records (`job_examples`)."""
+    data = job_examples(job, allow_overlap, where)
+    probs = probabilities(job.model.to("cpu"), data, int(job.config["train"].get("batch_size", 32)), "cpu")
+    return data, probs
+
+
+def score(labels: list[str], data, probs: np.ndarray) -> tuple[dict[str, Any], list[Record]]:
+    """(metrics, predictions) of class probabilities ``probs`` on the Examples ``data``."""
+    from sercli.metrics import compute_metrics
+
     pred = probs.argmax(1)
     metrics = compute_metrics(data.labels, pred.tolist(), labels)
     predictions = [
@@ -134,12 +168,16 @@ def rounded(labels: list[str], row) -> dict[str, float]:
 
 # -- a run --------------------------------------------------------------------------------------
 
-def evaluate_jobs(jobs: list[Job], allow_overlap: bool = False, *, warn_absent: bool = True, where=None):
-    """(aggregate, [(job, metrics, predictions)]) of a run's jobs."""
+def evaluate_jobs(jobs: list[Job], allow_overlap: bool = False, *, warn_absent: bool = True, where=None,
+                  ensemble_seeds: bool = False):
+    """(aggregate, [(job, metrics, predictions)]) of a run's jobs; with ``ensemble_seeds``, one
+    result per fold, from the probabilities of its seeds averaged (`ensemble`)."""
     from sercli.cv import absent_warning
 
     results = []
-    for job in jobs:
+    if ensemble_seeds:
+        results = ensemble(jobs, allow_overlap, where)
+    for job in [] if ensemble_seeds else jobs:
         metrics, predictions = evaluate_job(job, allow_overlap, where(job) if where else None)
         results.append(({"name": job.name, "fold": job.fold, "seed": job.seed}, metrics, predictions))
     config = jobs[0].config
@@ -153,18 +191,51 @@ def evaluate_jobs(jobs: list[Job], allow_overlap: bool = False, *, warn_absent: 
             warn(absent_warning(whose, set(missing), set(config["labels"]) - set(missing)))
     agg = aggregate(results, labels=config["labels"], strategy=config["strategy"],
                     protocol=(config.get("fold") or {}).get("protocol", "holdout"))
+    if ensemble_seeds:
+        agg["seeds"] = sorted({job.seed for job in jobs})
+        agg["ensemble_seeds"] = True  # one job per fold: its seeds' probabilities averaged
     return agg, results
 
 
+def ensemble(jobs: list[Job], allow_overlap: bool = False, where=None) -> list[tuple[dict[str, Any], dict, list]]:
+    """[(job, metrics, predictions)], one per fold: the class probabilities of the fold's seeds
+    averaged on its test records (the same records for every seed, else an error)."""
+    from sercli.fsutil import safe_name
+
+    by_fold: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_fold.setdefault(job.fold, []).append(job)
+    results = []
+    for fold, members in by_fold.items():
+        probs, data = [], None
+        for job in members:
+            examples, p = job_probabilities(job, allow_overlap, where(job) if where else None)
+            ids = [r.get("id") for r in examples.records]
+            if data is not None and ids != [r.get("id") for r in data.records]:
+                raise SercliError(f"{fold}: its seeds were tested on different records; they cannot be ensembled")
+            if data is not None and job.config["labels"] != members[0].config["labels"]:
+                raise SercliError(f"{fold}: its seeds learnt different emotions; they cannot be ensembled")
+            data = examples
+            probs.append(p)
+        seeds = sorted(job.seed for job in members)
+        metrics, predictions = score(members[0].config["labels"], data, np.mean(probs, axis=0))
+        entry = {"name": safe_name(f"{fold}-ensemble"), "fold": fold, "seed": "+".join(str(s) for s in seeds),
+                 "seeds": seeds}
+        results.append((entry, metrics, predictions))
+    return results
+
+
 def evaluate_run(run: Path, records: list[Record] | None = None, allow_overlap: bool = False, *,
-                 warn_absent: bool = True):
-    """(aggregate, results) of every job of a run folder, on ``records`` or their own test parts."""
+                 warn_absent: bool = True, ensemble_seeds: bool = False):
+    """(aggregate, results) of every job of a run folder, on ``records`` or their own test parts
+    (with ``ensemble_seeds``: one result per fold, its seeds' probabilities averaged)."""
     from sercli.runfolder import jobs_of
 
     listed = jobs_of(Path(run))
     jobs = [load_job(j, records) for j in listed]
     dirs = {id(job): j["dir"] for job, j in zip(jobs, listed)}
-    return evaluate_jobs(jobs, allow_overlap, warn_absent=warn_absent, where=lambda job: dirs[id(job)])
+    return evaluate_jobs(jobs, allow_overlap, warn_absent=warn_absent, where=lambda job: dirs[id(job)],
+                         ensemble_seeds=ensemble_seeds)
 
 
 # -- aggregates and comparisons -----------------------------------------------------------------
@@ -201,7 +272,8 @@ def aggregate(results, labels: list[str], strategy: dict[str, Any], protocol: st
     index = {lab: i for i, lab in enumerate(labels)}
     for job, metrics, predictions in results:
         jobs.append({
-            "name": job["name"], "fold": job["fold"], "seed": job["seed"], "n": metrics["n"],
+            "name": job["name"], "fold": job["fold"], "seed": job["seed"],
+            **({"seeds": job["seeds"]} if "seeds" in job else {}), "n": metrics["n"],
             **{m: metrics[m] for m in METRICS}, "test_hash": _test_hash(predictions),
             # emotions without test items: UA and macro-F1 of this job average over the others
             "classes_absent": metrics.get("classes_absent", []),

@@ -55,6 +55,11 @@ def register_strategies(register):
     """Register ways to train on real plus synthetic data (subclasses of sercli.base.Strategy)."""
 
 
+@_family("head", "head", "Head")
+def register_heads(register):
+    """Register downstream heads trained on the features (subclasses of sercli.base.Head)."""
+
+
 @_family("corpus", "corpus", "Corpus")
 def register_corpora(register):
     """Register corpus readers that turn a corpus folder into records (sercli.base.Corpus)."""
@@ -76,3 +81,15 @@ def families() -> dict[str, Family]:
         for fam in (getattr(getattr(module, n), "sercli_family", None) for n in vars(module))
         if isinstance(fam, Family)
     }
+
+
+@_family("gate", "quality gate", "Gate")
+def register_gates(register):
+    """Register quality gates that keep or drop synthetic utterances (subclasses of
+    sercli.base.Gate), run by `sercli filter` between `synthesize` and `extract`."""
+
+
+@_family("tracker", "tracker", "Tracker")
+def register_trackers(register):
+    """Register experiment trackers that record a training run's parameters, curves, metrics
+    and figures (subclasses of sercli.base.Tracker): `sercli train --tracker NAME`."""

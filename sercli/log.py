@@ -10,8 +10,18 @@ console = Console(stderr=True, highlight=False)
 
 
 def info(msg: str) -> None:
-    if not os.environ.get("SERCLI_QUIET"):
+    if not quiet():
         console.print(msg, markup=False, soft_wrap=True)
+
+
+def quiet() -> bool:
+    return bool(os.environ.get("SERCLI_QUIET"))
+
+
+def show(renderable, console_=None) -> None:
+    """A table or other rich renderable on stderr, unless -q (warnings and errors stay)."""
+    if not quiet():
+        (console_ or console).print(renderable)
 
 
 def warn(msg: str) -> None:

@@ -38,3 +38,18 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: list[s
         "labels": labels,
         "confusion": confusion,
     }
+
+
+def mcnemar(first_correct: Sequence[bool], second_correct: Sequence[bool]) -> dict[str, Any]:
+    """McNemar's exact test of two classifiers on the same test items (a single split, where a
+    per-fold test has nothing to pair): of the items exactly one of them gets right,
+    ``only_first`` and ``only_second``; ``p`` is the two-sided exact binomial probability of a
+    split at least that uneven if both were equally good (1.0 when they never disagree)."""
+    from scipy.stats import binomtest
+
+    if len(first_correct) != len(second_correct):
+        raise ValueError("McNemar's test needs the same items for both classifiers")
+    b = sum(1 for x, y in zip(first_correct, second_correct) if x and not y)
+    c = sum(1 for x, y in zip(first_correct, second_correct) if y and not x)
+    p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+    return {"n": len(first_correct), "only_first": b, "only_second": c, "p": p}

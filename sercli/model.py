@@ -1,62 +1,75 @@
-"""The downstream head: layer weighting, linear projection, pooling, classifier.
+"""The module every head builds (``sercli.base.Head.build``): what the Trainer, the strategies,
+evaluation and prediction rely on, whatever the head does inside.
 
-Frame features (B, L, T, D) and utterance features (T == 1) go through the same module:
-a softmax-weighted sum over layers (SUPERB-style, learnt), per-layer standardisation with
-training statistics, a two-layer projection per frame, masked pooling over frames (mean, or
-mean and standard deviation: statistics pooling), and a linear classifier. For T == 1 this is
-an MLP; with ``hidden=0`` there is no projection and the head is a linear classifier on the
-(pooled) standardised features, the neural counterpart of the classic linear SVM.
+Features come in as (B, L, T, D): L layers, T frames (padding past ``lengths``), D dimensions;
+utterance features have T == 1. A head standardises them per layer and dimension with the
+training statistics in its ``mean`` and ``std`` buffers (``standardise``), turns them into one
+embedding per utterance (``embed``, (B, E)) and classifies that (``classifier``, E -> C). The
+helpers (``mix_layers``, ``frame_mask``, ``stats_pool``) are what most heads share.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
 
-class Head(nn.Module):
-    def __init__(
-        self, num_layers: int, dim: int, num_classes: int, hidden: int = 256, dropout: float = 0.2,
-        pool: str = "mean",
-    ):
+def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B,) lengths -> (B, T) float mask: 1 on real frames, 0 on padding."""
+    return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]).float()
+
+
+def stats_pool(h: torch.Tensor, lengths: torch.Tensor, pool: str = "mean",
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, E) -> (B, E) mean, or (B, 2E) mean and standard deviation ("mean+std"), over the real
+    frames; with ``weights`` (B, T) summing to 1 over them, the weighted statistics (attentive
+    statistics pooling)."""
+    mask = frame_mask(lengths, h.shape[1]).to(h.dtype)
+    w = mask / mask.sum(1, keepdim=True).clamp(min=1) if weights is None else weights * mask
+    w = w[..., None]
+    mean = (h * w).sum(1)
+    if pool == "mean":
+        return mean
+    var = (((h - mean[:, None, :]) ** 2) * w).sum(1)
+    return torch.cat([mean, torch.sqrt(var.clamp(min=0) + 1e-6)], dim=-1)
+
+
+class HeadModule(nn.Module):
+    """Base of every head's module. Subclasses set ``classifier`` and ``embed_dim`` and define
+    ``embed``; ``config`` is filled in by sercli (name, options, num_layers, dim, num_classes)
+    so that a run folder can rebuild the same module."""
+
+    def __init__(self, num_layers: int, dim: int, num_classes: int):
         super().__init__()
-        if pool not in ("mean", "mean+std"):
-            raise ValueError(f"pool {pool!r}: expected mean or mean+std")
-        self.config = dict(
-            num_layers=num_layers, dim=dim, num_classes=num_classes, hidden=hidden, dropout=dropout, pool=pool
-        )
-        self.layer_logits = nn.Parameter(torch.zeros(num_layers))
+        self.config: dict[str, Any] = dict(num_layers=num_layers, dim=dim, num_classes=num_classes)
         self.register_buffer("mean", torch.zeros(num_layers, dim))
         self.register_buffer("std", torch.ones(num_layers, dim))
-        if hidden:
-            self.proj = nn.Sequential(
-                nn.Dropout(dropout),
-                nn.Linear(dim, hidden),
-                nn.ReLU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, hidden),
-                nn.ReLU(),
-            )
-        else:
-            self.proj = nn.Identity()
-        self.embed_dim = (hidden or dim) * (2 if pool == "mean+std" else 1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.embed_dim, num_classes))
+        self.embed_dim = 0
+        self.classifier: nn.Module = nn.Identity()
 
-    def layer_weights(self) -> torch.Tensor:
-        return torch.softmax(self.layer_logits, dim=0)
+    # the shared helpers, reachable from a plugin through ``sercli.api.HeadModule``
+    frame_mask = staticmethod(frame_mask)
+    stats_pool = staticmethod(stats_pool)
+
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, T, D) -> z-scores with the training statistics (identity before they are set)."""
+        return (x - self.mean[None, :, None, :]) / self.std[None, :, None, :]
 
     def embed(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, L, T, D) features -> (B, embed_dim) utterance embeddings."""
-        x = (x - self.mean[None, :, None, :]) / self.std[None, :, None, :]
-        x = torch.einsum("bltd,l->btd", x, self.layer_weights())
-        h = self.proj(x)
-        mask = (torch.arange(h.shape[1], device=h.device)[None, :] < lengths[:, None]).to(h.dtype)[..., None]
-        count = mask.sum(1).clamp(min=1)
-        mean = (h * mask).sum(1) / count
-        if self.config["pool"] == "mean":
-            return mean
-        var = (((h - mean[:, None, :]) ** 2) * mask).sum(1) / count
-        return torch.cat([mean, torch.sqrt(var + 1e-6)], dim=-1)
+        """(B, L, T, D) features, (B,) lengths in frames -> (B, embed_dim) utterance embeddings."""
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x, lengths))
+
+    def layer_weights(self) -> torch.Tensor | None:
+        """The weight of each layer where the head learns them (a ``layer_logits`` parameter of
+        shape (L,), softmax-normalised: SUPERB's featurizer); None otherwise."""
+        logits = getattr(self, "layer_logits", None)
+        return torch.softmax(logits, dim=0) if logits is not None else None
+
+    def mix_layers(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, T, D) -> (B, T, D): the sum over layers weighted by ``layer_weights``."""
+        return torch.einsum("bltd,l->btd", x, self.layer_weights())

@@ -15,7 +15,7 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 PluginOptions = Annotated[
     Optional[list[str]],
-    typer.Option("--option", "-O", help="Plugin option KEY=VALUE (repeatable); see `sercli plugins`."),
+    typer.Option("--option", "-O", help="Plugin option KEY=VALUE (repeatable); `sercli plugins NAME` lists the options of the plugin NAME."),
 ]
 OutDir = Annotated[Path, typer.Option("--out", help="Output folder.")]
 Emotions = Annotated[

@@ -2,7 +2,8 @@
 
 A record is a dict. Fields the pipeline uses:
   id, emotion, text, audio, speaker, session, gender, transcript, duration,
-  source ("real" | "synthetic"), features ({"store", "key", "shape"}), provenance.
+  source ("real" | "synthetic"), language (BCP-47: "en", "de"), features ({"store", "key", "shape"}),
+  provenance.
 Each stage keeps the fields it got and adds its own.
 
 Lines end at ``\\n`` only: a record written with ``ensure_ascii=False`` may hold U+2028 and
@@ -27,7 +28,7 @@ Record = dict[str, Any]
 
 # Known fields and the JSON type each must have (null stands for "absent", except for id).
 STRING_FIELDS = ("id", "emotion", "text", "audio", "speaker", "session", "gender", "transcript",
-                 "source", "raw_label", "voice", "split")
+                 "source", "raw_label", "voice", "split", "language")
 NUMBER_FIELDS = ("duration",)
 OBJECT_FIELDS = ("features", "provenance")
 

@@ -19,7 +19,7 @@ and the provenance every job records (`provenance`: versions, plugin versions, i
 
 A job folder holds model.safetensors, config.json, history.json, curves.png, test.jsonl (its
 held-out records) and leaked.jsonl; an evaluation (of `train`, or `eval --out`) adds
-metrics.json, confusion.png and per job predictions.jsonl (and metrics.json).
+metrics.json, metrics.csv, confusion.png and per job predictions.jsonl (and metrics.json).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ SWEEP_FILE = "sweep.json"
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+METRICS_CSV = "metrics.csv"
 TEST_FILE = "test.jsonl"
 HISTORY_FILE = "history.json"
 LEAKED_FILE = "leaked.jsonl"
@@ -195,8 +196,8 @@ def job_folder(root: Path, name: str) -> Path:
 
 
 def write_evaluation(dest: Path, results, agg: dict[str, Any], title: str) -> None:
-    """An evaluation into ``dest`` (the run being built, or `eval --out`): metrics.json,
-    confusion.png, and per job predictions.jsonl (and metrics.json for a job in a subfolder)."""
+    """An evaluation into ``dest`` (the run being built, or `eval --out`): metrics.json (and
+    the same as a table, metrics.csv), confusion.png, and per job predictions.jsonl (and metrics.json for a job in a subfolder)."""
     from sercli.figures import confusion_png
 
     dest = Path(dest)
@@ -206,7 +207,11 @@ def write_evaluation(dest: Path, results, agg: dict[str, Any], title: str) -> No
         if folder != dest:
             write_json(folder / METRICS_FILE, metrics)
     write_json(dest / METRICS_FILE, agg)
-    confusion_png(agg["pooled"], dest / CONFUSION_FILE, title=title)
+    from sercli.tabular import metrics_csv
+
+    atomic_write_text(dest / METRICS_CSV, metrics_csv(agg))
+    seeds = 1 if agg.get("ensemble_seeds") else max(len(agg.get("seeds") or [1]), 1)
+    confusion_png(agg["pooled"], dest / CONFUSION_FILE, title=title, seeds=seeds)  # each utterance once
 
 
 # -- provenance ---------------------------------------------------------------------------------

@@ -10,12 +10,11 @@ way, each job seeds itself), and returns the trained jobs; evaluating them is
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sercli.cv import Fold, absent_warning, check_fold, check_speakers, drop_leaking, speaker, split_val
+from sercli.cv import Fold, check_fold, check_speakers, drop_leaking, speaker, split_val
 from sercli.errors import SercliError
 from sercli.fsutil import safe_name
 from sercli.log import info, warn
@@ -23,6 +22,7 @@ from sercli.runfolder import (
     CURVES_FILE, HISTORY_FILE, LEAKED_FILE, RUN_FILE, TEST_FILE, child, plugin_versions, provenance, write_json,
     write_jsonl,
 )
+from sercli.speakernorm import speakers_of
 
 Record = dict[str, Any]
 Splits = dict[tuple[int, int], tuple[list[Record], list[Record]]]
@@ -75,25 +75,29 @@ def select_labels(records: list[Record], classes: list[str]) -> tuple[list[str],
     return labels, kept
 
 
-def grid(tune: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the --tune values ([{}] when nothing is tuned)."""
-    keys = sorted(tune)
-    return [dict(zip(keys, values)) for values in itertools.product(*(tune[k] for k in keys))]
-
-
 # -- training -----------------------------------------------------------------------------------
 
 def plan_splits(plan: Plan) -> Splits:
     """Every fold x seed's (train, val), checked before the first minute of training: a fold that
     cannot learn every emotion or choose fairly is refused; what only narrows its numbers
     (a test part without some emotion) is warned about once."""
+    if plan.tune and plan.cfg.search:
+        raise SercliError("use either --search N or --tune, not both")
     splits: Splits = {}
     warnings: list[str] = []
+    speaker_norm = plan.cfg.norm == "speaker"
+    if speaker_norm and plan.synthetic:
+        speakers_of(plan.synthetic, "--synthetic")
     for i, fold in enumerate(plan.folds):
+        if speaker_norm:
+            speakers_of(fold.test, f"{fold.name} test part")
         for seed in plan.seeds:
             train, val = split_val(fold, plan.val_fraction, seed)
             check_speakers(train + val, fold.test, plan.allow_speaker_overlap, fold.name, fold.given)
             warnings += check_fold(fold, train, val, plan.labels, seed)
+            if speaker_norm:
+                speakers_of(train, f"{fold.name} training part (seed {seed})")
+                speakers_of(val, f"{fold.name} validation part (seed {seed})")
             splits[(i, seed)] = (train, val)
     for message in dict.fromkeys(warnings):
         warn(message)
@@ -111,8 +115,14 @@ def run_plan(plan: Plan, out: Path, jobs: int = 1) -> list[Any]:
     from sercli.evaluate import Job
 
     out = Path(out)
-    # One feature kind for everything, checked before the first minute of training.
-    feature_meta([r for f in plan.folds for r in f.pool + f.test + (f.val or [])] + plan.synthetic)
+    # One feature kind for everything (audio when fine-tuning), checked before the first minute of training.
+    everything = [r for f in plan.folds for r in f.pool + f.test + (f.val or [])] + plan.synthetic
+    if plan.cfg.finetune:
+        from sercli.finetune import check_records
+
+        check_records(everything)
+    else:
+        feature_meta(everything)
     splits = plan.splits or plan_splits(plan)
     resolved = _resolved(plan)
     todo = []
@@ -170,36 +180,35 @@ def _resolved(plan: Plan) -> dict[str, Any]:
 def train_job(
     plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, Any], split: tuple[list[Record], list[Record]]
 ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-    """Train one fold with one seed (choosing among --tune values by validation UA) into
-    ``out``: (summary, model, config)."""
+    """Train one fold with one seed into ``out``: (summary, model, config). With --tune or
+    --search, the recipe is chosen first by validation UA (sercli.search), on the fold's
+    training and validation parts only."""
     from sercli import plugins as pl
-    from sercli.data import Examples, feature_meta
+    from sercli.data import feature_meta
     from sercli.figures import training_curves
-    from sercli.train import Trainer, save_model
+    from sercli.search import choose
+    from sercli.train import Trainer, config_dict, save_model
 
     train, val = split
     synthetic, leaked = drop_leaking(plan.synthetic, fold.test)
     if leaked:
         warn(f"{fold.name}: dropped {len(leaked)} synthetic utterances whose text is a test transcript")
-    index = {lab: i for i, lab in enumerate(plan.labels)}
-    real_ex = Examples.build(train, index, 0)
-    val_ex = Examples.build(val, index, 0)
-    syn_ex = Examples.build(synthetic, index, 1)
+    real_ex, val_ex, syn_ex = parts(plan, fold.name, seed, train, val, synthetic)
     if len(syn_ex) < len(synthetic):
         warn(f"{len(synthetic) - len(syn_ex)} synthetic records have emotions not learnt; ignored")
 
-    best = None
-    trials = []
-    for combo in grid(plan.tune):
-        cfg = replace(plan.cfg, seed=seed, **combo)
+    def fit(cfg):  # one trial: sees the training, validation and synthetic parts, nothing else
         strategy = pl.create("strategy", plan.strategy, plan.strategy_options)
         trainer = Trainer(cfg, plan.labels)
         model = strategy.fit(trainer, real_ex, syn_ex, val_ex)
         val_loss, val_metrics = trainer.evaluate(model, val_ex)
-        trials.append({**combo, "val_UA": val_metrics["UA"], "val_WA": val_metrics["WA"], "val_loss": val_loss})
-        if best is None or val_metrics["UA"] > best[3]["UA"]:
-            best = (cfg, model, trainer, val_metrics, strategy)
-    cfg, model, trainer, val_metrics, strategy = best
+        row = {"val_WA": val_metrics["WA"], "val_loss": val_loss}
+        return val_metrics["UA"], row, (model, trainer, val_metrics, strategy)
+
+    chosen = choose(replace(plan.cfg, seed=seed), fit, grid=plan.tune, n_trials=plan.cfg.search, seed=seed,
+                    where=f"{fold.name} seed {seed}: ")
+    cfg = chosen.cfg
+    model, trainer, val_metrics, strategy = chosen.kept
     history = trainer.history.epochs
     if cfg.refit:
         # The choices are made; now every training speaker counts, for the epochs found. The
@@ -210,19 +219,25 @@ def train_job(
 
     out.mkdir(parents=True, exist_ok=True)
     spk = lambda recs: sorted({speaker(r) for r in recs})  # noqa: E731
-    features = feature_meta(train)
+    if plan.cfg.finetune:  # audio in, the backbone (and what it was) recorded
+        from sercli.finetune import run_inputs
+
+        features = run_inputs(plan.cfg.finetune)[1]
+    else:
+        features = feature_meta(train)
     provenance = strategy.provenance()
     config = {
         "labels": plan.labels,
         "features": features,
         "strategy": provenance,
-        "train": {**resolved["train"], **{k: getattr(cfg, k) for k in plan.tune}, "seed": seed},
+        "train": config_dict(cfg),
         "fold": {"name": fold.name, "description": fold.description, "protocol": plan.protocol},
         "speakers": {"train": spk(train), "val": spk(val), "test": spk(fold.test)},
         "counts": {"train": len(real_ex), "val": len(val_ex), "test": len(fold.test), "synthetic": len(syn_ex),
                    "synthetic_dropped_leak": len(leaked),
                    **{f"{k}_used": v for k, v in (getattr(trainer, "used", None) or {}).items()}},
-        "tuning": trials if plan.tune else None,
+        "tuning": chosen.trials if chosen.method else None,  # every trial: its parameters and scores
+        "search": chosen.method,  # sampler, trials, seed, space and the chosen parameters
         "val_metrics": val_metrics,
         **{k: v for k, v in resolved.items() if k not in ("train", "strategy")},
         "plugins": plugin_versions({"strategy": provenance.get("plugin") or plan.strategy,
@@ -236,3 +251,22 @@ def train_job(
     summary = {"n_train": len(real_ex), "n_synthetic": len(syn_ex), "n_dropped_leak": len(leaked),
                "val_UA": val_metrics["UA"]}
     return summary, model.to("cpu"), {"head": model.config, **config}
+
+
+def parts(plan: Plan, fold: str, seed: int, train: list[Record], val: list[Record], synthetic: list[Record]):
+    """(training, validation, synthetic) Examples of a job; with ``--norm speaker`` each part
+    standardised speaker by speaker with its own statistics."""
+    from sercli import speakernorm
+    from sercli.data import Examples
+
+    index = {lab: i for i, lab in enumerate(plan.labels)}
+    build = Examples.build
+    if plan.cfg.finetune:  # waveforms, for the encoder that learns (sercli.finetune)
+        from sercli.finetune import run_inputs
+
+        build = run_inputs(plan.cfg.finetune)[0]
+    out = [build(train, index, 0), build(val, index, 0), build(synthetic, index, 1)]
+    if plan.cfg.norm == "speaker":
+        names = (f"{fold} training part (seed {seed})", f"{fold} validation part (seed {seed})", "--synthetic")
+        out = [speakernorm.apply(ex, name) for ex, name in zip(out, names)]
+    return tuple(out)

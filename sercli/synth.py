@@ -98,8 +98,9 @@ def plan(records, tts, chosen: list[str] | None, voices_per_text: int, seed: int
     rng = random.Random(seed)
     jobs: list[Job] = []
     made_from: dict[str, str] = {}
+    pools = _Pools(tts, engine)
     for rec in records:
-        pool = chosen or tts.voices(rec["emotion"])
+        pool = chosen or pools.get(rec["emotion"], rec.get("language"))
         if not pool:
             raise SercliError(f"TTS engine {engine!r} has no voice for emotion {rec['emotion']!r}")
         for voice in rng.sample(pool, min(voices_per_text, len(pool))):
@@ -115,6 +116,35 @@ def plan(records, tts, chosen: list[str] | None, voices_per_text: int, seed: int
             path = on_disk.setdefault(key, audio_dir / f"{safe_name(out_id)}.{key}.wav")
             jobs.append(Job(rec, voice, out_id, key, path))
     return jobs
+
+
+class _Pools:
+    """Voice pools by (emotion, language). An engine whose ``voices`` takes ``language`` picks
+    voices of each record's language (and refuses one it cannot speak); an engine that does
+    not is asked by emotion only, with one warning when records name a language."""
+
+    def __init__(self, tts, engine: str):
+        import inspect
+
+        self.tts, self.engine, self.cache = tts, engine, {}
+        try:
+            self.by_language = "language" in inspect.signature(tts.voices).parameters
+        except (TypeError, ValueError):
+            self.by_language = False
+        self.warned = False
+
+    def get(self, emotion: str, language: str | None) -> list[str]:
+        key = (emotion, language)
+        if key not in self.cache:
+            if language and self.by_language:
+                self.cache[key] = self.tts.voices(emotion, language=language)
+            else:
+                if language and language.split("-")[0] != "en" and not self.warned:
+                    warn(f"TTS engine {self.engine!r} does not choose voices by language: records in "
+                         f"{language!r} are spoken by its usual voices")
+                    self.warned = True
+                self.cache[key] = self.tts.voices(emotion)
+        return self.cache[key]
 
 
 def pending(jobs: list[Job], existing: list[dict[str, Any]], provenance: dict[str, Any],

@@ -3,12 +3,16 @@
 With an output file the run is resumable: sentences already there count towards N if the same
 backend, options and seed made them, and only the missing ones are requested. The file is
 append-only, so paid results are never lost; duplicates within and across runs are dropped.
+
+Each record carries the ``language`` of its sentence (a BCP-47 code such as ``en`` or ``de``):
+what the backend's ``language()`` says, else its ``language`` option when that is a code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from sercli.errors import RecordError, SercliError
 from sercli.log import info, progress, warn
@@ -20,12 +24,36 @@ def run(llm, backend: str, wanted: list[str], n: int, output, seed: int, dry_run
     ``dry_run`` only say what that would cost."""
     if not wanted:
         raise SercliError("--emotions is empty")
+    llm.check(wanted)  # every emotion, before any sentence is written (or paid for)
     prov = {**llm.provenance(), "seed": seed}
     if dry_run:
         _run(llm, backend, wanted, n, prov, output, seed, dry_run=True)
     else:
         with output_lock(output):  # a second run on the same file would write (and pay) twice
             _run(llm, backend, wanted, n, prov, output, seed, dry_run=False)
+
+
+_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*")
+# a backend whose option names the language in words (openai: language=German)
+_NAMES = {"english": "en", "german": "de", "deutsch": "de", "italian": "it", "italiano": "it",
+          "french": "fr", "français": "fr", "spanish": "es", "español": "es"}
+
+
+def language_of(llm) -> str | None:
+    """The BCP-47 code of the sentences ``llm`` writes: its ``language()`` method, else its
+    ``language`` option when that is a code (``de``, not ``German``), else None (unknown)."""
+    said = getattr(llm, "language", None)
+    if callable(said):
+        return said()
+    option = str(getattr(llm.options, "language", "") or "").strip().lower()
+    return _NAMES.get(option) or (option if _CODE.fullmatch(option) else None)
+
+
+def sentence_id(emotion: str, text: str, language: str | None) -> str:
+    """A record's id: the emotion and a hash of the sentence, and of its language unless it is
+    English or unknown (so English ids stay those of earlier runs)."""
+    key = _norm(text) if language in (None, "en") else f"{language}\n{_norm(text)}"
+    return f"{emotion}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
 def _run(llm, backend: str, wanted: list[str], n: int, prov: dict, output, seed: int, dry_run: bool) -> None:
@@ -38,6 +66,7 @@ def _run(llm, backend: str, wanted: list[str], n: int, prov: dict, output, seed:
         if rec.get("emotion") in have:
             have[rec["emotion"]].append(rec["text"])
     todo = {e: max(0, n - len(have[e])) for e in wanted}
+    language = language_of(llm)
     if existing:
         info(f"Resuming: {len(existing)} sentences already in {output}")
 
@@ -66,15 +95,10 @@ def _run(llm, backend: str, wanted: list[str], n: int, prov: dict, output, seed:
                     if not key or key in seen:  # deduplicate within and across runs
                         continue
                     seen.add(key)
-                    out.write(
-                        {
-                            "id": f"{emotion}-{hashlib.sha1(key.encode()).hexdigest()[:10]}",
-                            "emotion": emotion,
-                            "text": text,
-                            "source": "synthetic",
-                            "provenance": {"gen_text": prov},
-                        }
-                    )
+                    record = {"id": sentence_id(emotion, text, language), "emotion": emotion, "text": text}
+                    if language:
+                        record["language"] = language
+                    out.write({**record, "source": "synthetic", "provenance": {"gen_text": prov}})
                     made += 1
                     bar.advance(task)
                     if made >= todo[emotion]:
@@ -104,6 +128,8 @@ _OPERATIONAL = ("base_url", "max_concurrency", "timeout", "max_retries", "backof
 
 def _settings(prov: dict) -> dict:
     options = {k: v for k, v in (prov.get("options") or {}).items() if k not in _OPERATIONAL}
+    if options.get("language") == "en":  # sentences made before the option existed were English
+        del options["language"]
     return {**prov, "options": options}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,14 +20,18 @@ from torch import nn
 
 from sercli.data import Examples, collate, layer_stats
 from sercli.metrics import compute_metrics
-from sercli.model import Head
+from sercli.model import HeadModule
+
+
+# The head `sercli train` uses without --head (a name of the "head" plugin family).
+DEFAULT_HEAD = "mlp"
+NORMS = ("none", "speaker")
 
 
 @dataclass
 class TrainConfig:
-    hidden: int = 256  # 0: a linear classifier on the standardised features
-    dropout: float = 0.2
-    pool: str = "mean"  # over frames: "mean" or "mean+std" (statistics pooling)
+    head: str = DEFAULT_HEAD  # a head plugin (`sercli plugins`)
+    head_options: dict[str, Any] = field(default_factory=dict)  # resolved by the head's Options
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 32
@@ -41,17 +45,73 @@ class TrainConfig:
     threads: int = 1
     # After early stopping, train again on training + validation data for the epochs found.
     refit: bool = False
-
+    norm: str = "none"  # "speaker": features standardised per speaker (sercli.speakernorm)
+    search: int = 0  # optuna trials per training fold (0: none)
+    finetune: dict[str, Any] | None = None  # set by fine-tuning: backbone name, options, mode
 
     def __post_init__(self) -> None:
         from sercli.errors import SercliError
 
-        if self.pool not in ("mean", "mean+std"):
-            raise SercliError(f"pool {self.pool!r}: expected mean or mean+std")
+        if self.norm not in NORMS:
+            raise SercliError(f"--norm {self.norm!r}: expected {' or '.join(NORMS)}")
+        if self.search < 0:
+            raise SercliError(f"--search {self.search}: expected a number of trials, 0 or more")
+        # every option spelt out (defaults too), so that run folders say what was trained
+        self.head_options = head_plugin(self.head, self.head_options).options.model_dump(mode="json")
 
 
-# The knobs `sercli train --tune` may choose among by validation UA.
-TUNABLE = ("hidden", "dropout", "pool", "lr", "weight_decay", "batch_size", "balanced", "standardize")
+# The trainer's knobs `sercli train --tune` (and --search) may choose among by validation UA;
+# the options of the chosen head are tunable too (see ``tunable``).
+TUNABLE = ("lr", "weight_decay", "batch_size", "balanced", "standardize")
+
+
+def head_plugin(name: str, options: dict[str, Any] | None = None):
+    """The head plugin ``name`` (a ``sercli.base.Head``) with validated options."""
+    from sercli import plugins as pl
+
+    return pl.create("head", name, options)
+
+
+def tunable(head: str) -> tuple[str, ...]:
+    """What --tune and --search may set: the trainer's keys, then the head's options."""
+    from sercli import plugins as pl
+
+    return TUNABLE + tuple(pl.get_class("head", head).Options.model_fields)
+
+
+def with_params(cfg: TrainConfig, params: dict[str, Any]) -> TrainConfig:
+    """``cfg`` with tuned values: trainer keys replace fields, any other key is a head option
+    (validated by the head; an unknown key is refused there)."""
+    trainer = {k: v for k, v in params.items() if k in TUNABLE}
+    head = {k: v for k, v in params.items() if k not in TUNABLE}
+    return replace(cfg, **trainer, head_options={**cfg.head_options, **head})
+
+
+def check_frames(head: str, records: list[dict[str, Any]]) -> None:
+    """Refuse a frame-level head on utterance-level features (one frame per utterance)."""
+    from sercli import plugins as pl
+    from sercli.errors import SercliError
+
+    if not getattr(pl.get_class("head", head), "frame_level", False):
+        return
+    shapes = [(r.get("features") or {}).get("shape") for r in records]
+    if shapes and all(isinstance(s, list) and len(s) == 3 and s[1] == 1 for s in shapes):
+        raise SercliError(f"head {head!r} needs frame features and these have one frame per utterance: "
+                          "extract them with `sercli extract --pool none`")
+
+
+def build_head(name: str, options: dict[str, Any], num_layers: int, dim: int, num_classes: int) -> HeadModule:
+    """A fresh module of head ``name``, its ``config`` filled in (enough to rebuild it)."""
+    from sercli.errors import SercliError
+
+    head = head_plugin(name, options)
+    model = head.build(num_layers, dim, num_classes)
+    if not isinstance(model, HeadModule):
+        raise SercliError(f"head {name!r} built a {type(model).__name__}, not a sercli.api.HeadModule; "
+                          "fix or uninstall the plugin that registered it")
+    model.config = {"name": name, "options": head.options.model_dump(mode="json"),
+                    "num_layers": num_layers, "dim": dim, "num_classes": num_classes}
+    return model
 
 
 @dataclass
@@ -72,11 +132,11 @@ def seed_everything(seed: int) -> None:
 # (x, lengths, labels, domains) of one batch: x is (B, L, T, D) features, the rest (B,).
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 # (model, x, lengths, y, generator) -> (x, lengths): an input-level augmentation.
-Augment = Callable[[Head, torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], tuple]
+Augment = Callable[[HeadModule, torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], tuple]
 # (emb, y, generator) -> (emb, y2, lam): the loss becomes lam*CE(y) + (1-lam)*CE(y2) (mixup).
 Mix = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple]
 # (model, extra, emb, batch, epoch) -> a scalar added to the batch's emotion loss.
-ExtraLoss = Callable[[Head, nn.Module, torch.Tensor, Batch, int], torch.Tensor]
+ExtraLoss = Callable[[HeadModule, nn.Module, torch.Tensor, Batch, int], torch.Tensor]
 
 
 @dataclass
@@ -127,11 +187,15 @@ class Trainer:
         for kind, part in parts.items():
             self.used[kind] = part if isinstance(part, int) else len(part)
 
-    def new_model(self, stats_from: Examples) -> Head:
+    def new_model(self, stats_from: Examples) -> HeadModule:
         """A fresh head, standardised with statistics of ``stats_from`` (training data only)."""
+        if self.cfg.finetune:  # the backbone's encoder learns with the head, on audio (sercli.finetune)
+            from sercli.finetune import trainer_model
+
+            return trainer_model(self, stats_from)
         seed_everything(self.cfg.seed)
         L, _, D = stats_from.features(0).shape
-        model = Head(L, D, len(self.labels), self.cfg.hidden, self.cfg.dropout, self.cfg.pool)
+        model = build_head(self.cfg.head, self.cfg.head_options, L, D, len(self.labels))
         if self.cfg.standardize:
             mean, std = layer_stats(stats_from, seed=self.cfg.seed)
             model.mean.copy_(torch.from_numpy(mean))
@@ -147,7 +211,7 @@ class Trainer:
 
     def fit(
         self,
-        model: Head,
+        model: HeadModule,
         train: Examples,
         val: Examples,
         *,
@@ -155,7 +219,7 @@ class Trainer:
         stage: str = "train",
         lr: float | None = None,
         hooks: FitHooks | None = None,
-    ) -> Head:
+    ) -> HeadModule:
         """Train ``model`` on ``train``; keep the weights with the best validation UA.
 
         ``max_epochs`` caps this call (default: the configured epochs), ``stage`` names it in
@@ -169,7 +233,9 @@ class Trainer:
         torch.set_num_threads(cfg.threads)
         rng = np.random.default_rng(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
-        params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+        # a fine-tuned encoder learns at its own (smaller) rate: sercli.finetune's param_groups
+        groups = model.param_groups(lr or cfg.lr) if hasattr(model, "param_groups") else [{"params": list(model.parameters())}]
+        params = groups + ([{"params": list(extra.parameters())}] if extra is not None else [])
         opt = torch.optim.AdamW(params, lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = nn.CrossEntropyLoss(weight=self.class_weights(train))
         best = (-1.0, float("inf"))
@@ -185,17 +251,21 @@ class Trainer:
             total, n = 0.0, 0
             for idx in plan:
                 x, lengths, y, d = (t.to(cfg.device) for t in collate(train, idx))
+                head = model
+                if hasattr(model, "hidden"):  # fine-tuning: the encoder's hidden states are the head's features
+                    x, lengths = model.hidden(x, lengths)
+                    head = model.head
                 if augment is not None:
-                    x, lengths = augment(model, x, lengths, y, gen)
-                emb = model.embed(x, lengths)
+                    x, lengths = augment(head, x, lengths, y, gen)
+                emb = head.embed(x, lengths)
                 if mix is not None:
                     emb, y2, lam = mix(emb, y, gen)
-                    logits = model.classifier(emb)
+                    logits = head.classifier(emb)
                     loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y2)
                 else:
-                    loss = loss_fn(model.classifier(emb), y)
+                    loss = loss_fn(head.classifier(emb), y)
                 if extra_loss is not None:
-                    loss = loss + extra_loss(model, extra, emb, (x, lengths, y, d), epoch)
+                    loss = loss + extra_loss(head, extra, emb, (x, lengths, y, d), epoch)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -222,13 +292,13 @@ class Trainer:
         return model
 
     @torch.inference_mode()
-    def predict(self, model: Head, data: Examples) -> np.ndarray:
+    def predict(self, model: HeadModule, data: Examples) -> np.ndarray:
         """Class probabilities (N, C): sercli.evaluate.probabilities, the one inference path."""
         from sercli.evaluate import probabilities
 
         return probabilities(model, data, self.cfg.batch_size, self.cfg.device)
 
-    def evaluate(self, model: Head, data: Examples) -> tuple[float, dict[str, Any]]:
+    def evaluate(self, model: HeadModule, data: Examples) -> tuple[float, dict[str, Any]]:
         probs = self.predict(model, data)
         y = np.asarray(data.labels)
         loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean()) if len(y) else 0.0
@@ -237,13 +307,15 @@ class Trainer:
 
 # -- checkpoints: safetensors weights + a JSON config that describes them ----------------
 
-def save_model(model: Head, run_dir: Path, config: dict[str, Any]) -> None:
+def save_model(model: HeadModule, run_dir: Path, config: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     from sercli.fsutil import atomic_write_text
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # a fine-tuned model keeps only what changed: the trainable encoder tensors and the head
+    weights = model.saved_state() if hasattr(model, "saved_state") else model.state_dict()
+    state = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
     save_file(state, str(run_dir / "model.safetensors"))
     atomic_write_text(run_dir / "config.json", json.dumps({"head": model.config, **config}, indent=2))
 
@@ -269,17 +341,25 @@ def load_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
-def load_model(run_dir: Path) -> tuple[Head, dict[str, Any]]:
+def load_model(run_dir: Path) -> tuple[HeadModule, dict[str, Any]]:
     from safetensors.torch import load_file
 
     from sercli.errors import SercliError
+    from sercli.finetune import is_finetuned
+    from sercli.finetune import load as finetune_load
     from sercli.guards import check_weights
     from sercli.runfolder import damaged, own_file
 
     config = load_config(run_dir)
+    head = dict(config["head"])
+    if "name" not in head:  # written before heads were plugins: the mlp head, options alongside
+        head = {"name": "mlp", "options": {k: head.pop(k) for k in ("hidden", "dropout", "pool") if k in head}, **head}
     try:
-        model = Head(**config["head"])
-    except (TypeError, ValueError, RuntimeError) as exc:
+        model = build_head(head["name"], head.get("options") or {}, head["num_layers"], head["dim"],
+                           head["num_classes"])
+    except SercliError as exc:
+        raise SercliError(f"{run_dir}: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise damaged(Path(run_dir) / "config.json", f"its head does not describe a model: {exc}") from None
     weights = own_file(Path(run_dir) / "model.safetensors")
     if not weights.exists():
@@ -289,8 +369,11 @@ def load_model(run_dir: Path) -> tuple[Head, dict[str, Any]]:
     except Exception as exc:  # safetensors reports a torn file as its own error type
         raise damaged(weights, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
+        if is_finetuned(config):  # the backbone loaded anew, then its adapters or top layers from the file
+            model = finetune_load(model, config, state)
+        else:
+            model.load_state_dict(state)
+    except (RuntimeError, ValueError) as exc:
         raise damaged(weights, f"its weights do not fit the head in config.json: {str(exc).splitlines()[0]}") from None
     check_weights(model, run_dir)  # a model trained on NaN (by an older sercli) predicts nothing
     model.eval()

@@ -177,3 +177,32 @@ def test_a_clean_run_renders_the_same_samples_with_or_without_torch_loaded():
         for mode in ("plain", "torch")
     }
     assert digests["plain"] == digests["torch"] != ""
+
+
+def test_voices_follow_the_records_language():
+    from sercli_espeak.engine import language_pool
+    from sercli_espeak.library import voice_languages
+
+    installed = voice_languages()
+    assert {"de", "it", "fr", "es"} <= {c.split("-")[0] for codes in installed.values() for c in codes}
+    tts = EspeakEngine()
+    assert tts.voices("angry") == DEFAULT_VOICES == tts.voices("angry", language="en")
+    for language in ("de", "it", "fr", "es"):
+        pool = tts.voices("sad", language=language)
+        assert len(pool) == len(set(pool)) == len(DEFAULT_VOICES)
+        for voice in pool:  # each one an installed voice of that language
+            assert any(c.split("-")[0] == language for c in installed[voice.split("+")[0]]), voice
+    assert language_pool("de-AT") == language_pool("de")  # no Austrian voice: the German ones
+    with pytest.raises(SercliError, match=r"no voice for language 'tlh'.*\bde\b"):
+        tts.voices("sad", language="tlh")
+    # an explicit pool is the user's choice
+    assert EspeakEngine(options=EspeakEngine.Options(voices="en-us")).voices("sad", language="de") == ["en-us"]
+
+
+def test_a_german_voice_speaks_german_audio(tmp_path):
+    tts = EspeakEngine()
+    voice = tts.voices("neutral", language="de")[1]
+    path = tmp_path / "de.wav"
+    tts.synthesize("Der Zug nach München fährt um halb sieben von Gleis drei ab.", "neutral", voice, path)
+    wav, rate = sf.read(path, dtype="float32")
+    assert rate == 16000 and len(wav) > rate and np.sqrt(np.mean(wav**2)) > 0.02

@@ -59,3 +59,75 @@ def test_run_records_plugin_versions(tmp_path, corpus):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     # the strategy's plugin (the toy features come from no backbone plugin)
     assert config["plugins"] == {"strategies": registry().infos["strategies"].version}
+
+
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory, corpus):
+    """LOSO over 5 speakers with seeds 0 and 1: ten jobs."""
+    real, _ = corpus
+    run = tmp_path_factory.mktemp("cv") / "run"
+    invoke("train", real, "--cv", "loso", "--seeds", "0,1", "--out", run, *FAST)
+    return run
+
+
+def test_predict_ensemble_averages_exactly_the_jobs_probabilities(cv_run, corpus):
+    import numpy as np
+
+    from sercli.data import Examples
+    from sercli.evaluate import probabilities, rounded
+    from sercli.records import read_records
+    from sercli.runfolder import jobs_of
+    from sercli.train import load_model
+
+    real, _ = corpus
+    records = read_records(real)
+    predicted = _jsonl(invoke("predict", cv_run, real, "--ensemble").stdout)
+    jobs = jobs_of(cv_run)
+    assert len(jobs) == 10 and [p["id"] for p in predicted] == [r["id"] for r in records]
+    per_job = []
+    for job in jobs:
+        model, config = load_model(job["dir"])
+        data = Examples.build(records, {lab: i for i, lab in enumerate(config["labels"])}, 0)
+        per_job.append(probabilities(model, data, config["train"]["batch_size"]))
+    mean = np.mean(per_job, axis=0)
+    for p, row in zip(predicted, mean):
+        assert p["probabilities"] == rounded(config["labels"], row)
+        assert p["predicted"] == config["labels"][int(row.argmax())]
+    # one job, by name: its own probabilities
+    one = _jsonl(invoke("predict", cv_run, real, "--job", jobs[3]["name"]).stdout)
+    assert [p["probabilities"] for p in one] == [rounded(config["labels"], row) for row in per_job[3]]
+    # without --ensemble or --job: every job averaged, as before the flag existed
+    default = _jsonl(invoke("predict", cv_run, real).stdout)
+    assert [p["probabilities"] for p in default] == [p["probabilities"] for p in predicted]
+    from sercli.errors import SercliError
+
+    with pytest.raises(SercliError, match="no such job"):
+        invoke("predict", cv_run, real, "--job", "fold-99-seed-0")
+
+
+def test_eval_ensemble_seeds_scores_each_fold_with_its_seeds_averaged(cv_run, tmp_path):
+    import numpy as np
+
+    from sercli.evaluate import job_probabilities, load_job, rounded
+    from sercli.runfolder import jobs_of
+
+    out = tmp_path / "ev"
+    printed = json.loads(invoke("eval", cv_run, "--ensemble-seeds", "--out", out).stdout.strip().splitlines()[-1])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert printed["UA"] == metrics["UA"] and metrics["ensemble_seeds"] is True
+    assert metrics["n_jobs"] == metrics["n_folds"] == 5 and metrics["seeds"] == [0, 1]
+    assert [j["seeds"] for j in metrics["jobs"]] == [[0, 1]] * 5 and metrics["pooled"]["n"] == 45
+    jobs = [load_job(j) for j in jobs_of(cv_run)]
+    for fold in ("fold-00", "fold-03"):
+        members = [job for job in jobs if job.fold == fold]
+        assert [job.seed for job in members] == [0, 1]
+        data, first = job_probabilities(members[0])
+        _, second = job_probabilities(members[1])
+        mean = (first + second) / 2
+        labels = members[0].config["labels"]
+        written = _jsonl((out / f"{fold}-ensemble" / "predictions.jsonl").read_text())
+        assert [p["id"] for p in written] == [r["id"] for r in data.records]
+        assert [p["probabilities"] for p in written] == [rounded(labels, row) for row in mean]
+        fold_metrics = json.loads((out / f"{fold}-ensemble" / "metrics.json").read_text())
+        correct = np.mean(np.asarray(data.labels) == mean.argmax(1))
+        assert fold_metrics["WA"] == pytest.approx(correct)

@@ -50,7 +50,8 @@ def test_it_registers_one_of_each_family(site):
     assert example["version"] == "0.2.0" and example["error"] is None
     names = {family: [i["name"] for i in items] for family, items in example["registered"].items()}
     assert names == {"backbone": ["energy"], "llm": ["example"], "tts": ["example"],
-                     "strategy": ["balance"], "corpus": ["folders"], "command": ["example-stats"]}
+                     "strategy": ["balance"], "head": ["last-layer"], "corpus": ["folders"], "command": ["example-stats"],
+                     "gate": ["duration"], "tracker": ["jsonl-log"]}
     assert set(names) == set(families())  # every hook family, derived from the hookspecs
     assert all(i["description"] for items in example["registered"].values() for i in items)
     assert "example-stats" in sercli(site, "--help").stdout
@@ -97,8 +98,23 @@ def test_each_family_through_the_cli(site, tmp_path):
     run = tmp_path / "run"
     proc = sercli(site, "train", feats["real"], "--synthetic", feats["synth"], "--strategy", "balance",
                   "--out", run, "--test-speakers", "s3", "--val-speakers", "s2", "--epochs", "2",
-                  "--hidden", "8")
+                  "-O", "hidden=8")
     assert run.is_dir()
+
+    # head: chosen by --head, its options by -O, reloaded by eval
+    run = tmp_path / "run-head"
+    sercli(site, "train", feats["real"], "--head", "last-layer", "-O", "dropout=0.1", "--out", run,
+           "--test-speakers", "s3", "--val-speakers", "s2", "--epochs", "2")
+    head = json.loads((run / "config.json").read_text())["head"]
+    assert head["name"] == "last-layer" and head["options"] == {"dropout": 0.1}
+    sercli(site, "eval", run)
+
+    # tracker: the run's scalars, as the plugin writes them
+    sercli(site, "track", run, "--tracker", "jsonl-log", "--out", tmp_path / "tracked")
+    logged = records(tmp_path / "tracked" / "run-head" / "scalars.jsonl")
+    assert logged[0]["run"] == "run-head" and logged[0]["params"]["head"]["name"] == "last-layer"
+    ua = [r["value"] for r in logged if r.get("tag") == "test/UA"]
+    assert ua == [json.loads((run / "metrics.json").read_text())["jobs"][0]["UA"]]
 
     # subcommand
     proc = sercli(site, "example-stats", real, synth)

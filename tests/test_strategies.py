@@ -11,8 +11,8 @@ import torch
 from sercli import plugins as pl
 from sercli.data import Examples
 from sercli.errors import SercliError
-from sercli.model import Head
-from sercli.train import TrainConfig, Trainer
+from sercli.model import HeadModule
+from sercli.train import TrainConfig, Trainer, build_head
 from test_train_eval import CLASSES, make_corpus
 
 ALL = ("real-only", "mix", "adversarial", "transfer", "curriculum", "noise", "specaugment", "mixup", "speed")
@@ -30,7 +30,7 @@ def data(tmp_path_factory):
 
 
 def trainer(**kw):
-    return Trainer(TrainConfig(hidden=16, max_epochs=3, patience=2, batch_size=8, **kw), list(CLASSES))
+    return Trainer(TrainConfig(head_options={"hidden": 16}, max_epochs=3, patience=2, batch_size=8, **kw), list(CLASSES))
 
 
 def stages(t):
@@ -46,7 +46,7 @@ def test_strategy_trains_the_shared_head(name, data):
     real, syn, val = data
     t = trainer()
     model = pl.create("strategy", name).fit(t, real, syn, val)
-    assert isinstance(model, Head) and model.config["hidden"] == 16
+    assert isinstance(model, HeadModule) and model.config["options"]["hidden"] == 16
     assert 0.0 <= t.evaluate(model, val)[1]["UA"] <= 1.0
     assert t.history.epochs
 
@@ -54,10 +54,11 @@ def test_strategy_trains_the_shared_head(name, data):
 def test_staged_strategies_log_their_stages(data):
     real, syn, val = data
     t = trainer()
-    pl.create("strategy", "transfer").fit(t, real, syn, val)
+    pl.create("strategy", "transfer", {"ratio": "all"}).fit(t, real, syn, val)
     assert stages(t) == ["pre-train synthetic", "fine-tune real"]
     t = trainer()
-    pl.create("strategy", "curriculum", {"stages": 2, "epochs_per_stage": 1, "order": "confidence"}).fit(t, real, syn, val)
+    pl.create("strategy", "curriculum", {"stages": 2, "epochs_per_stage": 1, "order": "confidence", "ratio": 0.5}).fit(
+        t, real, syn, val)
     assert stages(t) == ["real", "stage 1/2", "stage 2/2"]
     assert [h["epoch"] for h in t.history.epochs] == [0, 0, 0]
 
@@ -71,17 +72,32 @@ def test_curriculum_adds_short_synthetic_utterances_first(data):
             seen.append([r["duration"] for r, d in zip(train.records, train.domains) if d == 1])
             return super().fit(model, train, val, **kw)
 
-    spy = Spy(TrainConfig(hidden=8, max_epochs=1), list(CLASSES))
+    spy = Spy(TrainConfig(head_options={"hidden": 8}, max_epochs=1), list(CLASSES))
     pl.create("strategy", "curriculum", {"stages": 3, "ratio": 1.0}).fit(spy, real, syn, val)
+    assert spy.used["synthetic"] == len(syn)
     assert seen[0] == [] and len(seen[1]) < len(seen[2]) < len(seen[3]) == len(syn)
     assert max(seen[1]) <= min(d for d in seen[3] if d not in seen[1])  # the first stage is the shortest
 
 
-def test_mix_ratio_and_missing_synthetic(data):
+def test_mix_trains_on_ratio_times_real_synthetic_utterances(data):
     real, syn, val = data
-    t = trainer()
-    mix = pl.create("strategy", "mix", {"ratio": 0.5})
-    mix.fit(t, real, syn, val)
+    for ratio in (0.5, 0.0):
+        seen = []
+
+        class Spy(Trainer):
+            def fit(self, model, train, val, **kw):
+                seen.append([r["id"] for r, d in zip(train.records, train.domains) if d == 1])
+                return super().fit(model, train, val, **kw)
+
+        spy = Spy(TrainConfig(head_options={"hidden": 8}, max_epochs=1), list(CLASSES))
+        pl.create("strategy", "mix", {"ratio": ratio}).fit(spy, real, syn, val)
+        want = round(ratio * len(real))
+        assert len(seen) == 1 and len(seen[0]) == len(set(seen[0])) == want == spy.used["synthetic"]
+        assert set(seen[0]) <= {r["id"] for r in syn.records}
+    with pytest.raises(SercliError, match="--synthetic"):
+        pl.create("strategy", "mix").fit(trainer(), real, syn.subset([]), val)
+    with pytest.raises(SercliError, match="ratios"):
+        pl.create("strategy", "mix", {"ratios": "0,-1"})
     with pytest.raises(SercliError, match="--synthetic"):
         pl.create("strategy", "adversarial").fit(trainer(), real, syn.subset([]), val)
     with pytest.raises(SercliError, match="Bad option"):
@@ -103,7 +119,7 @@ def test_gradient_reversal_flips_the_gradient():
 
 
 def test_augmentations_keep_shapes_and_change_values():
-    model = Head(1, 6, 3)
+    model = build_head("mlp", {}, 1, 6, 3)
     x = torch.randn(4, 1, 10, 6)
     lengths = torch.tensor([10, 8, 5, 2])
     y = torch.tensor([0, 1, 2, 0])
@@ -131,19 +147,21 @@ def test_speed_needs_frame_features(tmp_path):
         pl.create("strategy", "speed").fit(trainer(), ex, ex.subset([]), ex)
 
 
-@pytest.mark.parametrize("name,used", [("real-only", None), ("mix", 9), ("adversarial", 9), ("curriculum", 9),
-                                       ("transfer", 18), ("noise", None)])
-def test_strategies_note_the_synthetic_data_they_train_on(name, used, data):
+@pytest.mark.parametrize("name,options,used", [
+    ("real-only", {}, 0), ("mix", {"ratio": 0.5}, 9), ("adversarial", {"ratio": 0.5}, 9),
+    ("curriculum", {"ratio": 0.5}, 9), ("transfer", {"ratio": "all"}, 18), ("transfer", {"ratio": 0.5}, 9),
+    ("mix", {"ratio": 0}, 0), ("transfer", {"ratio": 0}, 0), ("noise", {}, 0)])
+def test_strategies_note_the_synthetic_data_they_train_on(name, options, used, data):
     real, syn, val = data  # 18 real training utterances, 18 synthetic; ratio 0.5 picks 9
     t = trainer()
-    pl.create("strategy", name).fit(t, real, syn, val)
+    pl.create("strategy", name, options).fit(t, real, syn, val)
     assert t.used.get("synthetic") == used
 
 
 def test_a_schedule_fixes_the_epochs_of_each_fit_call(data):
     real, syn, val = data
-    t = Trainer(TrainConfig(hidden=8, max_epochs=9, patience=1), list(CLASSES), schedule=[2, 3])
-    pl.create("strategy", "transfer").fit(t, real, syn, val)
+    t = Trainer(TrainConfig(head_options={"hidden": 8}, max_epochs=9, patience=1), list(CLASSES), schedule=[2, 3])
+    pl.create("strategy", "transfer", {"ratio": "all"}).fit(t, real, syn, val)
     assert [h["epoch"] for h in t.history.epochs] == [0, 1, 0, 1, 2]
 
 
@@ -161,3 +179,113 @@ def test_fit_hooks_reach_the_loop(data):
     extra = torch.nn.Linear(16, 1)
     t.fit(t.new_model(real), real, val, max_epochs=1, hooks=FitHooks(extra=extra, extra_loss=extra_loss))
     assert calls and all(c[1] == 4 and c[2] == 0 and c[0][1] == 16 for c in calls)
+
+
+# -- synthetic data that carries what the real data lacks ---------------------------------------
+
+def signal_data(root, *, helpful: bool = True, seed: int = 0):
+    """(real, synthetic, val) utterance-level Examples: the real training utterances carry no
+    emotion (features independent of the label, offset from the synthetic domain), the
+    validation utterances and the synthetic ones do (the same class centres). With
+    ``helpful=False`` the synthetic labels are rotated: they teach the wrong emotions."""
+    from sercli.features import FeatureStore
+
+    rng = np.random.default_rng(seed)
+    store = FeatureStore(root / "signal")
+    store.init({"backbone": {"plugin": "toy"}, "pool": "mean", "level": "utterance", "layers": "all"})
+    D, C = 8, len(CLASSES)
+    centres = rng.normal(size=(C, D)) * 2.5
+    offset = rng.normal(size=D) * 3  # the real domain sits elsewhere than the synthetic one
+    parts = {"real": [], "syn": [], "val": []}
+    with store.writer() as w:
+        for part, n in (("real", 12), ("syn", 20), ("val", 10)):
+            for i in range(n * C):
+                c = i % C
+                if part == "real":
+                    x = offset + rng.normal(size=D) * 2.5  # no emotion in it
+                elif part == "val":
+                    x = offset + centres[c] + rng.normal(size=D)
+                else:
+                    x = centres[c] + rng.normal(size=D)
+                label = (c + 1) % C if part == "syn" and not helpful else c
+                key = f"{part}{i}"
+                w.add(key, x.astype(np.float32)[None, None])
+                parts[part].append({"id": key, "emotion": CLASSES[label], "speaker": f"{part}{i % 3}",
+                                    "duration": 1 + float(rng.random()),
+                                    "features": {"store": str(store.root), "key": key, "shape": [1, 1, D]}})
+    index = {c: i for i, c in enumerate(CLASSES)}
+    return (Examples.build(parts["real"], index, 0), Examples.build(parts["syn"], index, 1),
+            Examples.build(parts["val"], index, 0))
+
+
+def val_ua(t, model, val):
+    return t.evaluate(model, val)[1]["UA"]
+
+
+def strong():
+    return Trainer(TrainConfig(head_options={"hidden": 32}, max_epochs=30, patience=8, batch_size=16), list(CLASSES))
+
+
+FIXED = {"mix": {"ratio": 1}, "adversarial": {"ratio": 1}, "curriculum": {"ratio": 1, "stages": 2},
+         "transfer": {"ratio": "all"}}
+
+
+@pytest.mark.parametrize("name", list(FIXED))
+def test_synthetic_signal_reaches_the_model(name, tmp_path, one_torch_thread):
+    """A strategy that ignores the synthetic data, or its labels, learns nothing here."""
+    real, syn, val = signal_data(tmp_path)
+    t = strong()
+    baseline = val_ua(t, pl.create("strategy", "real-only").fit(t, real, syn, val), val)
+    t = strong()
+    ua = val_ua(t, pl.create("strategy", name, FIXED[name]).fit(t, real, syn, val), val)
+    assert ua > baseline + 0.25, (name, ua, baseline)
+    assert t.used["synthetic"] == (len(syn) if name == "transfer" else len(real))
+
+
+@pytest.mark.parametrize("name", list(FIXED))
+def test_auto_amount_takes_synthetic_data_only_where_validation_shows_it_helps(name, tmp_path, one_torch_thread):
+    real, good, val = signal_data(tmp_path / "good")
+    strategy = pl.create("strategy", name)  # ratio=auto by default
+    t = strong()
+    model = strategy.fit(t, real, good, val)
+    assert strategy.chosen["ratio"] not in (0, 0.0) and t.used["synthetic"] > 0
+    assert strategy.provenance()["chosen"] == strategy.chosen
+    assert val_ua(t, model, val) == max(strategy.chosen["val_UA"].values())
+    # the given trainer holds the chosen training alone (its curve, a refit's schedule)
+    assert all("ratio=0)" not in h["stage"] for h in t.history.epochs)
+
+    # synthetic labels that teach the wrong emotions: each fold falls back to the real data
+    _, bad, _ = signal_data(tmp_path / "bad", helpful=False)
+    strategy = pl.create("strategy", name)
+    t = strong()
+    strategy.fit(t, real, bad, val)
+    assert strategy.chosen["ratio"] in (0, 0.0) and t.used["synthetic"] == 0
+
+    # a refit keeps the choice made on validation
+    refit = Trainer(t.cfg, t.labels, schedule=[e + 1 for e in t.best_epochs])
+    strategy.fit(refit, real, bad, val)
+    assert refit.used["synthetic"] == 0 and len(refit.best_epochs) == len(t.best_epochs)
+
+
+def test_transfer_standardises_each_stage_with_its_own_data(tmp_path, one_torch_thread):
+    from sercli.data import layer_stats
+
+    real, syn, val = signal_data(tmp_path)
+    seen = []
+
+    class Spy(Trainer):
+        def fit(self, model, train, val, **kw):
+            seen.append((model.mean.clone().numpy(), model.std.clone().numpy(), set(train.domains)))
+            return super().fit(model, train, val, **kw)
+
+    t = Spy(TrainConfig(head_options={"hidden": 16}, max_epochs=4, patience=2), list(CLASSES))
+    model = pl.create("strategy", "transfer", {"ratio": "all"}).fit(t, real, syn, val)
+    (m1, s1, d1), (m2, s2, d2) = seen
+    ms, ss = layer_stats(syn, seed=0)
+    mr, sr = layer_stats(real, seed=0)
+    assert d1 == {1} and d2 == {0}
+    assert np.allclose(m1, ms) and np.allclose(s1, ss) and np.allclose(m2, mr) and np.allclose(s2, sr)
+    assert np.allclose(model.mean.numpy(), mr)  # the model is used on real speech
+    # the synthetic stage starts where a fresh head does (about ln C), not far above it
+    first = t.history.epochs[0]
+    assert first["stage"] == "pre-train synthetic" and first["train_loss"] < 2 * np.log(len(CLASSES))

@@ -87,3 +87,18 @@ def test_bad_word_limits_are_a_clear_option_error():
 def test_provenance_records_the_bank_version():
     prov = TemplateBackend().provenance()
     assert prov["plugin"] == "template" and re.fullmatch(r"[0-9a-f]{12}", prov["banks"])
+
+
+def test_other_languages_keep_english_as_it_was():
+    """English ids, stream and bank digest do not change when other languages are added."""
+    english = TemplateBackend(options=TemplateBackend.Options(language="en"))
+    assert list(english.generate("sad", 10, seed=3, exclude=set())) == take("sad", 10, seed=3)
+    assert english.provenance()["banks"] == TemplateBackend().provenance()["banks"]
+    german = TemplateBackend(options=TemplateBackend.Options(language="de"))
+    assert german.provenance()["banks"] != english.provenance()["banks"]
+    assert german.language() == "de" and english.language() == "en"
+
+
+def test_tidy_capitalises_sentence_starts_in_any_script():
+    assert grammar.tidy("über alles. ähm, ja! è vero") == "Über alles. Ähm, ja! È vero"
+    assert grammar.tidy("¿qué pasa? ¡ay , no !") == "¿Qué pasa? ¡Ay, no!"

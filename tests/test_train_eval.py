@@ -15,7 +15,7 @@ from sercli.errors import SercliError
 from sercli.features import FeatureStore
 
 CLASSES = ("angry", "happy", "sad")
-FAST = ["--epochs", "4", "--patience", "2", "--hidden", "16", "--batch-size", "16"]
+FAST = ["--epochs", "4", "--patience", "2", "-O", "hidden=16", "--batch-size", "16"]
 
 
 def make_corpus(root: Path, n_speakers: int = 5, per_class: int = 3, n_synthetic: int = 12, seed: int = 0):
@@ -158,8 +158,8 @@ def test_tune_chooses_by_validation(tmp_path, corpus):
     trials = config["tuning"]
     assert len(trials) == 4
     best = max(trials, key=lambda t: t["val_UA"])  # first best wins ties
-    assert (config["train"]["hidden"], config["train"]["lr"]) == (best["hidden"], best["lr"])
-    assert config["head"]["hidden"] == best["hidden"]
+    assert (config["train"]["head_options"]["hidden"], config["train"]["lr"]) == (best["hidden"], best["lr"])
+    assert config["head"]["options"]["hidden"] == best["hidden"]
 
 
 def test_predict_extracts_like_training(tmp_path):
@@ -188,11 +188,11 @@ def test_predict_extracts_like_training(tmp_path):
 def test_refit_and_head_variants(tmp_path, corpus):
     real, _ = corpus
     out = tmp_path / "run"
-    invoke("train", real, "--test-speakers", "spk1", "--refit", "--pool", "mean+std", "--hidden", "0",
+    invoke("train", real, "--test-speakers", "spk1", "--refit", "-O", "pool=mean+std", "-O", "hidden=0",
            "--out", out, "--epochs", "3", "--patience", "3")
     config = json.loads((out / "config.json").read_text())
-    assert config["train"]["refit"] and config["head"]["pool"] == "mean+std" and config["head"]["hidden"] == 0
+    assert config["train"]["refit"] and config["head"]["options"] == {"pool": "mean+std", "hidden": 0, "dropout": 0.2}
     stages = [h["stage"] for h in json.loads((out / "history.json").read_text())]
     assert stages[0] == "real" and stages[-1] == "refit real" and len(stages) <= 6
     with pytest.raises(SercliError, match="pool"):
-        invoke("train", real, "--pool", "max", "--out", tmp_path / "bad")
+        invoke("train", real, "-O", "pool=max", "--out", tmp_path / "bad")

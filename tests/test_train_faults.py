@@ -18,7 +18,7 @@ import pytest
 from conftest import run_cli
 from test_train_eval import make_corpus
 
-FAST = ["--epochs", "3", "--patience", "2", "--hidden", "8", "--batch-size", "16"]
+FAST = ["--epochs", "3", "--patience", "2", "-O", "hidden=8", "--batch-size", "16"]
 
 
 def read(path: Path) -> list[dict]:
@@ -176,7 +176,7 @@ def test_train_never_mixes_into_an_existing_run(tmp_path, corpus, runs):
 def test_concurrent_and_killed_trains(tmp_path, corpus):
     real, _, _ = corpus
     out = tmp_path / "run"
-    slow = ["--cv", "loso", "--seeds", "0,1,2,3", "--epochs", "200", "--patience", "200", "--hidden", "8"]
+    slow = ["--cv", "loso", "--seeds", "0,1,2,3", "--epochs", "200", "--patience", "200", "-O", "hidden=8"]
     first = subprocess.Popen([sys.executable, "-m", "sercli", "train", real, "--out", out, *slow],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -237,7 +237,7 @@ def test_a_link_is_never_replaced_or_read_as_a_run_file(tmp_path, corpus, runs):
         line = refused(run_cli("eval", run), "symbolic link", name.split("/")[-1])
         assert str(run) in line
         if name != "fold-00-seed-0/test.jsonl":
-            refused(run_cli("predict", run, real), "symbolic link")
+            refused(run_cli("predict", run, real, "--ensemble"), "symbolic link")
     run = tmp_path / "linked-job"
     shutil.copytree(cv, run)
     shutil.rmtree(run / "fold-01-seed-0")

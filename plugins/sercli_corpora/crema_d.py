@@ -61,6 +61,7 @@ class CremaD(Corpus):
                 "emotion": RAW_LABELS.get(emotion, "other"),
                 "raw_label": emotion,
                 "speaker": actor,
+                "language": "en",
                 "session": actor,
                 "gender": genders.get(actor),
                 "transcript": SENTENCES.get(sentence),

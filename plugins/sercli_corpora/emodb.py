@@ -68,6 +68,7 @@ class EmoDB(Corpus):
                 "emotion": RAW_LABELS[letter],
                 "raw_label": letter,
                 "speaker": speaker,
+                "language": "de",
                 "session": speaker,
                 "gender": GENDERS.get(speaker),
                 "transcript": TEXTS.get(text),

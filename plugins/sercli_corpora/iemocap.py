@@ -82,6 +82,7 @@ class Iemocap(Corpus):
                         "emotion": RAW_LABELS.get(raw, "other"),
                         "raw_label": raw,
                         "speaker": f"{turn[:5]}_{gender}",
+                        "language": "en",
                         "session": turn[:5],
                         "gender": gender,
                         "transcript": transcripts.get(turn),

@@ -79,6 +79,7 @@ class MspPodcast(Corpus):
                 "emotion": RAW_LABELS.get(code, "other"),
                 "raw_label": code,
                 "speaker": None if speaker.lower() in ("", "unknown") else speaker,
+                "language": "en",
                 "gender": GENDERS.get(row["Gender"].lower()),
                 "transcript": transcript.read_text(encoding="utf-8", errors="replace").strip()
                 if transcript.is_file()

@@ -57,6 +57,7 @@ class Ravdess(Corpus):
                 "emotion": RAW_LABELS.get(emotion, "other"),
                 "raw_label": emotion,
                 "speaker": actor,
+                "language": "en",
                 "session": actor,
                 "gender": "M" if int(actor) % 2 else "F",
                 "transcript": STATEMENTS.get(statement),

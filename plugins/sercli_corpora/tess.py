@@ -44,6 +44,7 @@ class Tess(Corpus):
                 "emotion": canonical(raw) or canonical(folder_label) or "other",
                 "raw_label": raw,
                 "speaker": speaker,
+                "language": "en",
                 "session": speaker,
                 "gender": "F",
                 "transcript": f"Say the word {word}.",

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from sercli.api import Options, RecordError, SercliError, TTSEngine
-from sercli_espeak.library import LOCK, Prosody, espeak
+from sercli_espeak.library import LOCK, Prosody, espeak, voice_languages
 
 NEUTRAL = Prosody()
 
@@ -43,6 +43,11 @@ DEFAULT_VOICES = [
     "en-gb-scotland+f5", "en+m7", "en-029+f3", "en-gb-x-gbclan+m6",
 ]
 
+# For another language: its accents (espeak-ng voice files) in turn, each with one of these
+# variants, six female and six male, so a pool has 12 voices as the English one does.
+VARIANTS = ["", "+f2", "+f3", "+m3", "+f4", "+m2", "+f1", "+m7", "+f5", "+m6", "+m1", "+m4"]
+POOL_SIZE = 12
+
 _LIMITS = {"rate": (80, 450), "pitch": (0, 100), "range": (0, 100), "volume": (0, 200), "wordgap": (0, 50)}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -59,15 +64,28 @@ class EspeakEngine(TTSEngine):
             description="scale of the emotional prosody: 0 = neutral for all, 1 = rules, >1 exaggerated",
         )
         voice_variation: bool = Field(True, description="small fixed prosody offsets per voice")
+        prosody_jitter: float = Field(
+            0.0, ge=0.0, le=1.0,
+            description="per-utterance random prosody (seeded by text, emotion and voice): rate and range vary by "
+                        "up to this share, pitch by up to 20x this (0.2 = rate +-20%, pitch +-4, range +-20%)",
+        )
 
-    def voices(self, emotion: str | None = None) -> list[str]:
+    def voices(self, emotion: str | None = None, language: str | None = None) -> list[str]:
+        """The pool for ``emotion`` (every voice when None): the ``voices`` option, else the 12
+        English voices, or for ``language`` (a BCP-47 code of the records: de, it, fr-be) voices
+        of that language. SercliError when espeak-ng has none."""
         if emotion is not None:
             self._rules(emotion)
         chosen = [v.strip() for v in self.options.voices.split(",") if v.strip()]
-        return chosen or list(DEFAULT_VOICES)
+        if chosen:
+            return chosen
+        if language is None:
+            return list(DEFAULT_VOICES)
+        return language_pool(language)
 
-    def prosody(self, emotion: str, voice: str) -> Prosody:
-        """The espeak-ng parameters used for ``emotion`` spoken by ``voice``."""
+    def prosody(self, emotion: str, voice: str, text: str | None = None) -> Prosody:
+        """The espeak-ng parameters used for ``emotion`` spoken by ``voice`` (for ``text``: with
+        its own draw of ``prosody_jitter``, the same draw each time)."""
         rules, scale = self._rules(emotion), self.options.prosody
         values = {k: getattr(NEUTRAL, k) + scale * (getattr(rules, k) - getattr(NEUTRAL, k)) for k in _LIMITS}
         if self.options.voice_variation:
@@ -76,6 +94,12 @@ class EspeakEngine(TTSEngine):
             values["rate"] *= 1 + rng.uniform(-0.06, 0.06)
             values["pitch"] += rng.uniform(-5, 5)
             values["range"] += rng.uniform(-6, 6)
+        jitter = self.options.prosody_jitter
+        if jitter and text is not None:
+            rng = random.Random(zlib.crc32(f"{text}\n{emotion}\n{voice}".encode()))
+            values["rate"] *= 1 + rng.uniform(-jitter, jitter)
+            values["pitch"] += 20 * rng.uniform(-jitter, jitter)
+            values["range"] *= 1 + rng.uniform(-jitter, jitter)
         clipped = {k: int(round(min(max(v, _LIMITS[k][0]), _LIMITS[k][1]))) for k, v in values.items()}
         return Prosody(**clipped)
 
@@ -85,7 +109,7 @@ class EspeakEngine(TTSEngine):
         clean = " ".join(_CONTROL.sub(" ", text).split())
         if not clean:
             raise RecordError("cannot synthesise empty text")
-        prosody = self.prosody(emotion, voice)
+        prosody = self.prosody(emotion, voice, clean)
         with LOCK:
             engine = espeak()
             samples, rate = engine.synth(clean, voice, prosody), engine.sample_rate
@@ -107,6 +131,7 @@ class EspeakEngine(TTSEngine):
             "plugin": self.name,
             "prosody": self.options.prosody,
             "voice_variation": self.options.voice_variation,
+            **({"prosody_jitter": self.options.prosody_jitter} if self.options.prosody_jitter else {}),
             "rules": zlib.crc32(repr(sorted(PROSODY.items())).encode()),
             "espeakng_loader": version("espeakng-loader"),
         }
@@ -118,3 +143,32 @@ class EspeakEngine(TTSEngine):
                 f"espeak has no prosody rules for emotion {emotion!r}. Known: {', '.join(PROSODY)}"
             )
         return PROSODY[emotion]
+
+
+def speaks(codes: tuple[str, ...], language: str) -> bool:
+    """A voice speaking ``codes`` speaks ``language``: the same code, or a regional form of it
+    (``fr-be`` speaks ``fr``)."""
+    return any(code == language or code.startswith(language + "-") for code in codes)
+
+
+def language_pool(language: str) -> list[str]:
+    """Voices for records in ``language``: English gets the 12 default voices (those of its
+    region for ``en-gb``); another language its accents, each with voice variants."""
+    lang = language.strip().lower().replace("_", "-")
+    table = voice_languages()
+    if lang.split("-")[0] == "en":
+        pool = [v for v in DEFAULT_VOICES if speaks(table.get(v.split("+")[0], ()), lang)]
+        if pool:
+            return pool
+    accents = [name for name, codes in table.items() if speaks(codes, lang)]
+    if not accents and "-" in lang:  # de-at: no Austrian voice, the German one speaks it
+        accents = [name for name, codes in table.items() if speaks(codes, lang.split("-")[0])]
+    if not accents:
+        known = sorted({c.split("-")[0] for codes in table.values() for c in codes})
+        raise SercliError(
+            f"espeak-ng has no voice for language {language!r} (it speaks: {', '.join(known)})"
+        )
+    # the accent named exactly like the language first (fr before fr-be)
+    accents.sort(key=lambda name: (name != lang, name))
+    pool = [accents[i % len(accents)] + VARIANTS[i % len(VARIANTS)] for i in range(POOL_SIZE)]
+    return list(dict.fromkeys(pool))

@@ -30,6 +30,7 @@ import threading
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -247,6 +248,33 @@ def _link(target: Path, link: Path) -> None:
         link.symlink_to(target)
     except FileExistsError:  # another process made it at the same moment
         pass
+
+
+def voice_languages(data: Path | None = None) -> dict[str, tuple[str, ...]]:
+    """{voice name: languages it speaks} of the installed espeak-ng, from its voice files
+    (``espeak-ng-data/lang/<family>/<voice>``, each with ``language CODE [priority]`` lines). The
+    name is the voice's first language code (``de``, ``fr-fr``, ``en-us``), which selects it."""
+    if data is None:
+        import espeakng_loader
+
+        data = Path(espeakng_loader.get_data_path())
+    return _voice_languages(str(data))
+
+
+@lru_cache(maxsize=None)
+def _voice_languages(data: str) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for root, _, names in os.walk(Path(data) / "lang"):
+        for name in sorted(names):
+            try:
+                lines = (Path(root) / name).read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            codes = [parts[1].lower() for parts in (line.split() for line in lines)
+                     if len(parts) >= 2 and parts[0] == "language"]
+            if codes:
+                out.setdefault(name.lower(), tuple(dict.fromkeys(codes)))
+    return dict(sorted(out.items()))
 
 
 _instance: Espeak | None = None

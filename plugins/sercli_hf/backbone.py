@@ -119,6 +119,20 @@ class HFBackbone(Backbone):
         if self.encoder.model is None:
             self.encoder.load(self.location(), self.options.revision, device)
 
+    # -- fine-tuning (sercli.finetune) ----------------------------------------------------
+    # the attention projections of every family here (LoRA's original choice: query and value)
+    lora_targets: ClassVar[tuple[str, ...]] = ("q_proj", "v_proj")
+
+    def trainable_module(self, device: str = "cpu"):
+        """Fresh weights, loaded as transformers builds the model (no CPU rewrites, no
+        LayerDrop): the torch module that ``forward`` then runs and fine-tuning may change."""
+        self.encoder.load(self.location(), self.options.revision, device, trainable=True)
+        return self.encoder.model
+
+    def layer_modules(self) -> list:
+        """The loaded model's transformer layers, bottom to top (see SpeechEncoder.layer_modules)."""
+        return self.encoder.layer_modules()
+
     def forward(self, wavs, device: str = "cpu"):
         """Padding-sensitive models run each length on its own (sercli's batches then hold
         one length only, so this costs nothing there); the rest are padded and masked."""

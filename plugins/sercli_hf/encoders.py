@@ -68,7 +68,10 @@ class SpeechEncoder:
     def padding_sensitive(self) -> bool:
         return True
 
-    def load(self, source: str, revision: str | None, device: str) -> None:
+    def load(self, source: str, revision: str | None, device: str, trainable: bool = False) -> None:
+        """Load the weights. ``trainable``: for fine-tuning, as transformers builds the model
+        (plain nn.Linear for peft, no CPU rewrites) and without LayerDrop (a skipped layer
+        would drop one of the hidden states the head weighs)."""
         from pathlib import Path
 
         from transformers import AutoModel
@@ -77,10 +80,20 @@ class SpeechEncoder:
         if Path(source).is_dir():  # nothing to download: its bar would only tear through sercli's
             logging.disable_progress_bar()
         self.model = AutoModel.from_pretrained(source, revision=revision).eval().to(device)
-        if device == "cpu":
+        if trainable:
+            for name in ("layerdrop", "encoder_layerdrop"):
+                if getattr(self.model.config, name, 0.0):
+                    setattr(self.model.config, name, 0.0)
+        elif device == "cpu":
             from sercli_hf.cpu import onednn_linears
 
             onednn_linears(self.model)
+
+    def layer_modules(self) -> list[Any]:
+        """The loaded model's modules that compute hidden state i + 1 from hidden state i
+        (``num_layers - 1`` of them, bottom to top): its transformer layers, the last one
+        together with a norm applied after it."""
+        raise NotImplementedError
 
     def forward(self, wavs: list[np.ndarray], device: str) -> list[Any]:
         """1-D float32 waveforms -> one (layers, frames, dim) tensor each, padding removed."""
@@ -122,13 +135,24 @@ class SSLEncoder(SpeechEncoder):
         (transformers' default when a checkpoint ships none)."""
         return bool(getattr(self.feature_extractor, "do_normalize", True))
 
-    def load(self, source: str, revision: str | None, device: str) -> None:
-        super().load(source, revision, device)
+    def load(self, source: str, revision: str | None, device: str, trainable: bool = False) -> None:
+        super().load(source, revision, device, trainable)
         _fold_weight_norm(self.model)
-        if device == "cpu":
+        if device == "cpu" and not trainable:
             from sercli_hf.cpu import tile_feature_encoder
 
             tile_feature_encoder(self.model, self.config)
+
+    def layer_modules(self) -> list[Any]:
+        from torch import nn
+
+        encoder = self.model.encoder
+        layers = list(encoder.layers)
+        # pre-LN ("stable layer norm") encoders normalise the last layer's output; post-LN
+        # ones normalise the input of the first layer (part of hidden state 0)
+        if type(encoder).__name__.endswith("StableLayerNorm"):
+            layers[-1] = nn.ModuleList([layers[-1], encoder.layer_norm])
+        return layers
 
     def forward(self, wavs: list[np.ndarray], device: str) -> list[Any]:
         import torch

@@ -81,10 +81,19 @@ class WhisperSpeechEncoder(SpeechEncoder):
     def padding_sensitive(self) -> bool:
         return self.input == "cut"
 
-    def load(self, source: str, revision: str | None, device: str) -> None:
-        super().load(source, revision, device)
+    def load(self, source: str, revision: str | None, device: str, trainable: bool = False) -> None:
+        super().load(source, revision, device, trainable)
         # WhisperModel (or any model with a Whisper encoder): keep the encoder only.
         self.model = self.model.get_encoder()
+        if trainable:
+            self.model.layerdrop = 0.0  # read from the config when the encoder was built
+
+    def layer_modules(self) -> list[Any]:
+        from torch import nn
+
+        layers = list(self.model.layers)
+        layers[-1] = nn.ModuleList([layers[-1], self.model.layer_norm])  # the last state is normalised
+        return layers
 
     def forward(self, wavs: list[np.ndarray], device: str) -> list[Any]:
         import torch

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sercli.api import Options, Strategy, need_synthetic, sample_synthetic
+from sercli.api import Options, Strategy, need_synthetic
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, Ratio, Ratios, fit_amount, provenance_with_choice, take
 
 if TYPE_CHECKING:
-    from sercli.api import Examples, Head, TrainerAPI
+    from sercli.api import Examples, HeadModule, TrainerAPI
 
 
 def _grad_reverse():
@@ -40,9 +41,11 @@ def _grad_reverse():
 class Adversarial(Strategy):
     name = "adversarial"
     description = "DANN: real-vs-synthetic domain classifier behind a gradient-reversal layer."
+    chosen = None
 
     class Options(Options):
-        ratio: float = Field(0.5, gt=0, description="Synthetic utterances per real one (as for mix).")
+        ratio: Ratio = Field("auto", description=RATIO_HELP)
+        ratios: Ratios = Field("0,0.5,1", description=RATIOS_HELP)
         max_lambda: float = Field(1.0, ge=0, description="Final weight of the reversed domain gradient.")
         gamma: float = Field(10.0, gt=0, description="Steepness of the lambda ramp 2/(1+exp(-gamma*p))-1.")
         domain_hidden: int = Field(64, ge=1, description="Hidden size of the domain classifier.")
@@ -52,18 +55,24 @@ class Adversarial(Strategy):
         p = epoch / max(epochs - 1, 1)
         return self.options.max_lambda * (2.0 / (1.0 + math.exp(-self.options.gamma * p)) - 1.0)
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
+        if self.options.ratio != 0:
+            need_synthetic(synthetic, self.name)
+        return fit_amount(self, trainer, real, synthetic, val,
+                          lambda trainer, ratio: self.train(trainer, real, take(real, synthetic, ratio, trainer.cfg.seed), val, ratio))
+
+    def train(self, trainer: TrainerAPI, real: Examples, used: Examples, val: Examples, ratio) -> HeadModule:
         import numpy as np
         import torch
         from torch import nn
 
         from sercli.api import FitHooks
 
-        need_synthetic(synthetic, self.name)
-        used = sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
         trainer.note_used(synthetic=used)
         train = real + used
         model = trainer.new_model(train)
+        if not len(used):  # no second domain to tell apart: plain training on the real data
+            return trainer.fit(model, train, val, stage="adversarial(ratio=0)")
         domain = nn.Sequential(
             nn.Linear(model.embed_dim, self.options.domain_hidden), nn.ReLU(), nn.Linear(self.options.domain_hidden, 2)
         ).to(trainer.cfg.device)
@@ -78,4 +87,7 @@ class Adversarial(Strategy):
             return nn.functional.cross_entropy(logits, batch[3], weight=weight)
 
         return trainer.fit(model, train, val, hooks=FitHooks(extra=domain, extra_loss=domain_loss),
-                           stage=f"adversarial(ratio={self.options.ratio})")
+                           stage=f"adversarial(ratio={ratio})")
+
+    def provenance(self) -> dict:
+        return provenance_with_choice(self, super().provenance())

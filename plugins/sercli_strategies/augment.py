@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from sercli.api import Options, SercliError, Strategy
 
 if TYPE_CHECKING:
-    from sercli.api import Examples, Head, TrainerAPI
+    from sercli.api import Examples, HeadModule, TrainerAPI
 
 
 class _Augmentation(Strategy):
@@ -34,9 +34,10 @@ class _Augmentation(Strategy):
     def mix(self):
         return None
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
         from sercli.api import FitHooks
 
+        trainer.note_used(synthetic=0)
         model = trainer.new_model(real)
         return trainer.fit(model, real, val, stage=self.name, hooks=FitHooks(augment=self.augment, mix=self.mix()))
 
@@ -126,7 +127,7 @@ class Speed(_Augmentation):
                 raise ValueError("low must not exceed high")
             return self
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
         from sercli.data import feature_meta
 
         if feature_meta(real.records).get("level") != "frame":

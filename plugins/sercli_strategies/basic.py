@@ -6,33 +6,44 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sercli.api import Options, Strategy, need_synthetic, sample_synthetic
+from sercli.api import Options, Strategy, need_synthetic
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, Ratio, Ratios, fit_amount, provenance_with_choice, take
 
 if TYPE_CHECKING:
-    from sercli.api import Examples, Head, TrainerAPI
+    from sercli.api import Examples, HeadModule, TrainerAPI
 
 
 class RealOnly(Strategy):
     name = "real-only"
     description = "Baseline: train on real data only; synthetic data is ignored."
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
+        trainer.note_used(synthetic=0)
         model = trainer.new_model(real)
         return trainer.fit(model, real, val, stage="real")
 
 
 class Mix(Strategy):
     name = "mix"
-    description = "Random mixing: add synthetic utterances at a synthetic:real ratio (paper: 1:2)."
+    description = ("Random mixing: add synthetic utterances at a synthetic:real ratio (paper: 1:2), "
+                   "by default the best of 0, 0.5 and 1 on each fold's validation part.")
+    chosen = None
 
     class Options(Options):
-        ratio: float = Field(0.5, ge=0, description="Synthetic utterances per real one (0.5 = 1:2).")
+        ratio: Ratio = Field("auto", description=RATIO_HELP)
+        ratios: Ratios = Field("0,0.5,1", description=RATIOS_HELP)
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
-        if self.options.ratio > 0:
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
+        if self.options.ratio != 0:
             need_synthetic(synthetic, self.name)
-        used = sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
-        trainer.note_used(synthetic=used)
-        train = real + used
-        model = trainer.new_model(train)
-        return trainer.fit(model, train, val, stage=f"mix(ratio={self.options.ratio})")
+
+        def train(trainer, ratio):
+            used = take(real, synthetic, ratio, trainer.cfg.seed)
+            trainer.note_used(synthetic=used)
+            data = real + used
+            return trainer.fit(trainer.new_model(data), data, val, stage=f"mix(ratio={ratio})")
+
+        return fit_amount(self, trainer, real, synthetic, val, train)
+
+    def provenance(self) -> dict:
+        return provenance_with_choice(self, super().provenance())

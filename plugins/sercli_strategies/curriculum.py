@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from sercli.api import Options, Strategy, need_synthetic, sample_synthetic
+from sercli.api import Options, Strategy, need_synthetic
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, Ratio, Ratios, fit_amount, provenance_with_choice, take
 
 if TYPE_CHECKING:
-    from sercli.api import Examples, Head, TrainerAPI
+    from sercli.api import Examples, HeadModule, TrainerAPI
 
 
 class Curriculum(Strategy):
     name = "curriculum"
     description = "Real data first, then synthetic data added in stages from easy to hard (length or confidence)."
+    chosen = None
 
     class Options(Options):
         order: Literal["length", "confidence"] = Field("length", description="What makes an utterance easy.")
@@ -27,17 +29,24 @@ class Curriculum(Strategy):
         epochs_per_stage: Optional[int] = Field(
             None, ge=1, description="Epochs per stage (default: early stopping within at most --epochs)."
         )
-        ratio: float = Field(0.5, gt=0, description="Synthetic utterances per real one by the last stage.")
+        ratio: Ratio = Field("auto", description=RATIO_HELP + " All of it is in by the last stage.")
+        ratios: Ratios = Field("0,0.5,1", description=RATIOS_HELP)
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> Head:
+    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
+        if self.options.ratio != 0:
+            need_synthetic(synthetic, self.name)
+        return fit_amount(self, trainer, real, synthetic, val,
+                          lambda trainer, ratio: self.train(trainer, real, take(real, synthetic, ratio, trainer.cfg.seed), val))
+
+    def train(self, trainer: TrainerAPI, real: Examples, pool: Examples, val: Examples) -> HeadModule:
         import numpy as np
 
-        need_synthetic(synthetic, self.name)
-        pool = sample_synthetic(real, synthetic, self.options.ratio, trainer.cfg.seed)
         trainer.note_used(synthetic=pool)  # the last stage trains on all of it
         model = trainer.new_model(real + pool)
         epochs = self.options.epochs_per_stage
         trainer.fit(model, real, val, stage="real", max_epochs=epochs)
+        if not len(pool):
+            return model
         if self.options.order == "length":
             difficulty = np.asarray(pool.durations())
         else:
@@ -49,3 +58,6 @@ class Curriculum(Strategy):
             train = real + pool.subset(order[:upto])
             trainer.fit(model, train, val, stage=f"stage {k}/{self.options.stages}", max_epochs=epochs)
         return model
+
+    def provenance(self) -> dict:
+        return provenance_with_choice(self, super().provenance())

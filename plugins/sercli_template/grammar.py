@@ -3,6 +3,12 @@
 A template is a sentence with ``{slot}`` placeholders; each slot is a list of fillers, which may
 contain placeholders themselves. ``common.json`` holds slots shared by every emotion; an emotion's
 own file (``<emotion>.json``) may override them.
+
+English banks lie in ``banks/`` itself; every other language has its own folder
+(``banks/de``, ``banks/it``) with banks written for that language, not translated: each slot
+holds fillers of one grammatical form (a German slot of accusative objects, one of past
+participles that close a clause), so that the templates put them where the language wants
+them (verb second, verb last in a subordinate clause, articles agreeing in gender).
 """
 
 from __future__ import annotations
@@ -20,25 +26,45 @@ from sercli.api import SercliError
 SLOT = re.compile(r"\{(\w+)\}")
 _MAX_DEPTH = 6  # slots inside fillers nest at most this deep (guards against cycles)
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.!?])")
-_SENTENCE_START = re.compile(r"(^|[.!?]\s+)([a-z])")
+# a lower-case letter (any script: "über", "è") opening a sentence, after ¿ or ¡ too
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+)([¿¡]?)([^\W\d_])")
+DEFAULT_LANGUAGE = "en"
 
 
-def _banks():
-    return files("sercli_template.banks")
+def _banks(language: str = DEFAULT_LANGUAGE):
+    root = files("sercli_template.banks")
+    return root if language == DEFAULT_LANGUAGE else root.joinpath(language)
 
 
 @lru_cache(maxsize=1)
-def emotions() -> tuple[str, ...]:
+def languages() -> tuple[str, ...]:
+    """The languages with phrase banks: ``en`` plus each sub-folder of ``banks``."""
+    root = files("sercli_template.banks")
+    found = {p.name for p in root.iterdir() if p.is_dir() and p.joinpath("common.json").is_file()}
+    return tuple(sorted(found | {DEFAULT_LANGUAGE}))
+
+
+def check_language(language: str) -> None:
+    if language not in languages():
+        raise SercliError(
+            f"The template backend has no phrase banks in language {language!r}. Known: {', '.join(languages())}"
+        )
+
+
+@lru_cache(maxsize=None)
+def emotions(language: str = DEFAULT_LANGUAGE) -> tuple[str, ...]:
+    check_language(language)
     return tuple(
-        sorted(p.name[:-5] for p in _banks().iterdir() if p.name.endswith(".json") and p.name != "common.json")
+        sorted(p.name[:-5] for p in _banks(language).iterdir()
+               if p.name.endswith(".json") and p.name != "common.json")
     )
 
 
-@lru_cache(maxsize=1)
-def bank_digest() -> str:
-    """Short hash of every bank file, so provenance changes when the banks do."""
+@lru_cache(maxsize=None)
+def bank_digest(language: str = DEFAULT_LANGUAGE) -> str:
+    """Short hash of every bank file of ``language``, so provenance changes when the banks do."""
     digest = hashlib.sha256()
-    for p in sorted(_banks().iterdir(), key=lambda p: p.name):
+    for p in sorted(_banks(language).iterdir(), key=lambda p: p.name):
         if p.name.endswith(".json"):
             digest.update(p.name.encode() + p.read_bytes())
     return digest.hexdigest()[:12]
@@ -47,7 +73,7 @@ def bank_digest() -> str:
 def tidy(text: str) -> str:
     """Collapse the gaps left by empty fillers and capitalise every sentence start."""
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
-    return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+    return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2) + m.group(3).upper(), text)
 
 
 @dataclass(frozen=True)
@@ -76,14 +102,17 @@ class Grammar:
 
 
 @lru_cache(maxsize=None)
-def load(emotion: str) -> Grammar:
-    if emotion not in emotions():
+def load(emotion: str, language: str = DEFAULT_LANGUAGE) -> Grammar:
+    if emotion not in emotions(language):
+        where = "" if language == DEFAULT_LANGUAGE else f" in language {language!r}"
         raise SercliError(
-            f"The template backend has no phrase bank for emotion {emotion!r}. Known: {', '.join(emotions())}"
+            f"The template backend has no phrase bank for emotion {emotion!r}{where}. "
+            f"Known: {', '.join(emotions(language))}"
         )
-    common = json.loads(_banks().joinpath("common.json").read_text(encoding="utf-8"))
-    own = json.loads(_banks().joinpath(f"{emotion}.json").read_text(encoding="utf-8"))
+    common = json.loads(_banks(language).joinpath("common.json").read_text(encoding="utf-8"))
+    own = json.loads(_banks(language).joinpath(f"{emotion}.json").read_text(encoding="utf-8"))
     slots = {k: tuple(v) for k, v in {**common["slots"], **own["slots"]}.items()}
-    grammar = Grammar(emotion, tuple(own["templates"]), slots)
+    name = emotion if language == DEFAULT_LANGUAGE else f"{language}/{emotion}"
+    grammar = Grammar(name, tuple(own["templates"]), slots)
     grammar.check()
     return grammar

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from sercli.errors import SercliError
-from sercli.log import console
+from sercli.log import info, show
 
 
 def evaluate(
@@ -32,31 +32,53 @@ def evaluate(
         typer.Option("--out", help="Folder for metrics.json, confusion.png and predictions (outside the run)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")] = False,
+    ensemble_seeds: Annotated[
+        bool, typer.Option("--ensemble-seeds", help="Score each test fold once, with its seeds' probabilities averaged.")
+    ] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print the metrics as CSV (a row per job, mean, std, CI, pooled) instead of JSON.")
+    ] = False,
+    html: Annotated[
+        Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report (tables and figures in one file).")
+    ] = None,
 ) -> None:
     """Evaluate a run (every fold and seed of a cross-validation); JSON on stdout.
 
     The run folder is never changed (`sercli train` wrote its metrics). With --out DIR, the
-    evaluation is also written there: DIR/metrics.json (per-class recall, confusion matrix,
+    evaluation is also written there: DIR/metrics.json and metrics.csv (per-class recall, confusion matrix,
     mean/std/95% CI over folds x seeds and pooled WA/UA), DIR/confusion.png and per job
-    predictions.jsonl.
+    predictions.jsonl (and layer_weights.png for heads that learn layer weights). With --ensemble-seeds, each fold is one model: the class probabilities of
+    its seeds averaged (metrics.json says "ensemble_seeds": true, its jobs are FOLD-ensemble).
+
+    With --compare, a table of the runs (features, head, strategy, UA/WA with their 95% CI
+    over folds x seeds) and tests against the first run: paired per fold (Wilcoxon, t-test)
+    for cross-validations, McNemar's exact test for two single splits on the same utterances.
+
+    Examples:
+      sercli eval runs/mix > metrics.json
+      sercli eval runs/mix --csv > metrics.csv
+      sercli eval runs/mix other_feats.jsonl --out evals/other
+      sercli eval runs/loso --html loso.html
+      sercli eval --compare runs/real-only runs/mix runs/adversarial
     """
     from sercli.runfolder import kind, sweep_runs
 
     if compare or kind(Path(paths[0])) == "sweep":
-        if out is not None or (not compare and paths[1:]):
-            raise SercliError("--compare prints its table and JSON only: drop --out" if compare else
+        if out is not None or html is not None or (not compare and paths[1:]):
+            raise SercliError("--compare prints its table and JSON only: drop --out and --html" if compare else
                               f"{paths[0]} is a sweep: evaluate its runs one by one (on other records, or with --out)")
         runs: list[Path] = []
         for p in paths if compare else paths[:1]:
             runs += sweep_runs(Path(p)) if kind(Path(p)) == "sweep" else [Path(p)]
         if compare and len(runs) < 2:
             raise SercliError("--compare needs at least two runs")
-        _print_compare(runs, allow_speaker_overlap)
+        _print_compare(runs, allow_speaker_overlap, ensemble_seeds)
     else:
-        _evaluate_one(Path(paths[0]), paths[1:], allow_speaker_overlap, out, overwrite)
+        _evaluate_one(Path(paths[0]), paths[1:], allow_speaker_overlap, out, overwrite, ensemble_seeds, as_csv, html)
 
 
-def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: Path | None, overwrite: bool) -> None:
+def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: Path | None, overwrite: bool,
+                  ensemble_seeds: bool = False, as_csv: bool = False, html: Path | None = None) -> None:
     from sercli.commands.tables import aggregate_table
     from sercli.evaluate import evaluate_run
     from sercli.records import read_many
@@ -64,17 +86,35 @@ def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: 
 
     if out is not None:
         _check_outside(run, out)
-    records = read_many(record_paths, required=("emotion", "features")) if record_paths else None
+    if html is not None:
+        _check_outside(run, html)
+    # features, or audio for a fine-tuned run: sercli.evaluate checks them against the run
+    records = read_many(record_paths, required=("emotion",)) if record_paths else None
     if out is None:
-        agg, _ = evaluate_run(run, records, allow_overlap)
+        agg, _ = evaluate_run(run, records, allow_overlap, ensemble_seeds=ensemble_seeds)
     else:
         check_target(out, overwrite, is_eval_output, "evaluation folder")
         with staged(out, overwrite=overwrite, replaceable=is_eval_output, what="evaluation folder") as build:
-            agg, results = evaluate_run(run, records, allow_overlap)
+            agg, results = evaluate_run(run, records, allow_overlap, ensemble_seeds=ensemble_seeds)
             write_evaluation(build, results, agg, title=f"{out.name}: pooled test predictions")
+            from sercli.report import write_layer_weights
+
+            write_layer_weights(run, build / "layer_weights.png")
     where = f" on {', '.join(record_paths)}" if records else ""
-    console.print(aggregate_table(agg, title=f"Evaluation of {run}{where}"))
-    print(json.dumps({"run": str(run), **({"records": record_paths} if records is not None else {}), **agg}))
+    how = ", seeds ensembled (probabilities averaged)" if ensemble_seeds else ""
+    show(aggregate_table(agg, title=f"Evaluation of {run}{where}{how}"))
+    if html is not None:
+        from sercli.report import html_report
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html_report(run, agg, html, title=f"Evaluation of {run.name}{where}{how}")
+        info(f"Wrote {html}")
+    if as_csv:
+        from sercli.tabular import metrics_csv
+
+        print(metrics_csv(agg), end="")
+    else:
+        print(json.dumps({"run": str(run), **({"records": record_paths} if records is not None else {}), **agg}))
 
 
 def _check_outside(run: Path, out: Path) -> None:
@@ -86,10 +126,30 @@ def _check_outside(run: Path, out: Path) -> None:
         raise SercliError(f"--out {out}: holds the run folder {run}; choose a folder outside it")
 
 
-def _print_compare(runs: list[Path], allow_overlap: bool) -> None:
-    from sercli.commands.tables import compare_table, wide_console
+def _print_compare(runs: list[Path], allow_overlap: bool, ensemble_seeds: bool = False) -> None:
+    from sercli.commands.tables import compare_table, describe_run, wide_console
     from sercli.evaluate import compare, evaluate_run
 
-    rows = compare([(str(r), evaluate_run(r, allow_overlap=allow_overlap)[0]) for r in runs])
-    wide_console().print(compare_table(rows))
+    evaluated = [(r, *evaluate_run(r, allow_overlap=allow_overlap, ensemble_seeds=ensemble_seeds)) for r in runs]
+    rows = compare([(str(r), agg) for r, agg, _ in evaluated])
+    for row, (run, _, results) in zip(rows, evaluated):
+        row.update(describe_run(run))
+        if row.get("vs_first") is not None:
+            row["vs_first"]["mcnemar"] = _mcnemar(evaluated[0][2], results)
+    show(compare_table(rows), wide_console())
     print(json.dumps({"runs": rows}))
+
+
+def _mcnemar(first, other) -> dict | None:
+    """McNemar's exact test when both runs are a single split (one job each) tested on the
+    same utterances: the per-fold tests have only one fold to pair there."""
+    from sercli.metrics import mcnemar
+
+    if len(first) != 1 or len(other) != 1:
+        return None
+    a = {p["id"]: p["predicted"] == p["emotion"] for p in first[0][2]}
+    b = {p["id"]: p["predicted"] == p["emotion"] for p in other[0][2]}
+    if set(a) != set(b):
+        return None
+    ids = sorted(a)
+    return mcnemar([a[i] for i in ids], [b[i] for i in ids])

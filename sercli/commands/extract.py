@@ -36,6 +36,11 @@ def extract(
 
     Re-running the same command skips what is already in the store (resumable). Features
     are stored by record id and audio content (sha256): audio that changed is extracted again.
+
+    Examples:
+      sercli extract emodb.jsonl -b whisper-tiny.en -s feats/ -o feats.jsonl
+      sercli extract audio.jsonl -b hf:microsoft/wavlm-base-plus --layers last
+      sercli extract emodb.jsonl -b fbank --pool none -s frames/ -o frames.jsonl
     """
     from sercli.extract import (
         COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, parse_layers, run_extraction,

@@ -3,7 +3,10 @@
 Audio goes through the same backbone, options, chunking, layers, pooling and storage precision
 as the model's training features (its config's ``features``: the feature store's metadata,
 replayed by sercli.extract.extract_waveform), so a prediction sees what training saw. Manifest records that already carry features of that kind
-are used as they are. A cross-validation run averages the probabilities of its fold models.
+are used as they are. A cross-validation run has one model per fold and seed: their probabilities are averaged
+(``--ensemble``, the default), or ``--job NAME`` uses one. A model trained with
+``--norm speaker`` standardises each speaker's inputs with statistics over that speaker's
+inputs given here (records need a speaker, and enough utterances each: sercli.speakernorm).
 Probabilities come from sercli.evaluate.probabilities, in the model's batches, as `eval`
 computes them: `predict RUN FEATURES.jsonl` gives exactly the probabilities `eval` gives.
 An input whose features or probabilities are not finite numbers is skipped with the reason.
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -23,53 +26,129 @@ from sercli.options import Device, Output
 
 
 def predict(
-    model: Annotated[Path, typer.Argument(help="Run folder written by `sercli train` (a CV run: its folds vote).")],
+    model: Annotated[
+        Path, typer.Argument(help="Run folder written by `sercli train` (a CV run: every job averaged, or --job).")
+    ],
     inputs: Annotated[
         list[str], typer.Argument(help="Audio files, or JSONL manifests (records with audio or features), or -.")
     ],
     output: Output = None,
     device: Device = "cpu",
+    ensemble: Annotated[
+        bool, typer.Option("--ensemble", help="Average the probabilities of every job (folds x seeds) of a CV run (the default without --job).")
+    ] = False,
+    job: Annotated[
+        Optional[str], typer.Option("--job", help="Use one job of a CV run (its folder name, e.g. fold-00-seed-0).")
+    ] = None,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Write CSV (id, fields, predicted, p_LABEL...) instead of JSONL; "
+                                         "also chosen by an -o name ending in .csv.")
+    ] = False,
 ) -> None:
-    """Print one JSON record per input: predicted emotion and the class probabilities."""
+    """Print one JSON record per input: predicted emotion and the class probabilities.
+
+    Examples:
+      sercli predict runs/mix a.wav b.wav
+      sercli predict runs/loso feats.jsonl --job fold-00-seed-0 -o preds.csv
+    """
     import numpy as np
 
-    from sercli.evaluate import Arrays, probabilities, rounded
+    from sercli.evaluate import Arrays, norm_of, probabilities, rounded
+    from sercli.finetune import is_finetuned
     from sercli.records import open_writer
-    from sercli.runfolder import jobs_of, kind
     from sercli.train import load_model
 
-    if kind(model) == "sweep":
-        raise SercliError(f"{model} is a sweep: pick one of its runs")
-    jobs = jobs_of(model)
-    models = [load_model(job["dir"]) for job in jobs]
+    jobs = _jobs(model, ensemble, job)
+    models = [load_model(j["dir"]) for j in jobs]
     config = models[0][1]
     for _, c in models[1:]:
-        if c["labels"] != config["labels"] or c["features"] != config["features"]:
-            raise SercliError(f"{model}: its fold models use different labels or features")
+        if c["labels"] != config["labels"] or c["features"] != config["features"] or norm_of(c) != norm_of(config):
+            raise SercliError(f"{model}: its fold models use different labels, features or normalisation")
     labels, meta = config["labels"], config["features"]
     records = _read_inputs(inputs)
-    feats, failed = _features(records, meta, device)
-    head = config["head"]
-    for rid, x in feats.items():
-        if (x.shape[0], x.shape[2]) != (head.get("num_layers"), head.get("dim")):
-            warn(f"{rid}: its features have {x.shape[0]} layers x {x.shape[2]}, the model reads "
-                 f"{head.get('num_layers')} x {head.get('dim')} (skipped)")
-            failed.add(rid)
-    todo = [rec for rec in records if rec["id"] not in failed]
-    arrays = Arrays([feats[rec["id"]] for rec in todo])
+    speaker_norm = norm_of(config) == "speaker"
+    if speaker_norm:  # before any audio is read
+        from sercli.speakernorm import speakers_of
+
+        speakers_of(records, "the model normalises each speaker's features (norm: speaker)")
+    if is_finetuned(config):  # a fine-tuned encoder is part of the model: it reads the audio
+        todo, failed, arrays = _audio(records, meta)
+    else:
+        feats, failed = _features(records, meta, device)
+        head = config["head"]
+        for rid, x in feats.items():
+            if (x.shape[0], x.shape[2]) != (head.get("num_layers"), head.get("dim")):
+                warn(f"{rid}: its features have {x.shape[0]} layers x {x.shape[2]}, the model reads "
+                     f"{head.get('num_layers')} x {head.get('dim')} (skipped)")
+                failed.add(rid)
+        todo = [rec for rec in records if rec["id"] not in failed]
+        arrays = [feats[rec["id"]] for rec in todo]
+        if speaker_norm and todo:
+            from sercli.speakernorm import apply_arrays
+
+            arrays = apply_arrays(todo, arrays, "the inputs that could be read (norm: speaker)")
+        arrays = Arrays(arrays)
     # the head on the CPU, in the batches `eval` uses (--device is for the backbone)
     probs = np.mean([probabilities(m, arrays, int(c["train"].get("batch_size", 32)), "cpu") for m, c in models],
                     axis=0) if todo else []
-    with open_writer(output) as out:
-        for rec, row in zip(todo, probs):
-            if not np.isfinite(row).all():
-                warn(f"{rec['id']}: the model gives non-finite probabilities for this input (skipped)")
-                failed.add(rec["id"])
-                continue
-            rec = {k: v for k, v in rec.items() if k != "features"}
-            out.write({**rec, "predicted": labels[int(row.argmax())], "probabilities": rounded(labels, row)})
+    rows = []
+    for rec, row in zip(todo, probs):
+        if not np.isfinite(row).all():
+            warn(f"{rec['id']}: the model gives non-finite probabilities for this input (skipped)")
+            failed.add(rec["id"])
+            continue
+        rec = {k: v for k, v in rec.items() if k != "features"}
+        rows.append({**rec, "predicted": labels[int(row.argmax())], "probabilities": rounded(labels, row)})
+    if as_csv or (output or "").lower().endswith(".csv"):
+        _write_csv(rows, output)
+    else:
+        with open_writer(output) as out:
+            for row in rows:
+                out.write(row)
     if failed:
         raise SercliError(f"{len(failed)} of {len(records)} inputs could not be predicted (see warnings above)")
+
+
+def _write_csv(rows: list[dict[str, Any]], output: str | None) -> None:
+    from sercli.fsutil import atomic_write_text
+    from sercli.records import is_stdout, refuse_input
+    from sercli.tabular import predictions_csv
+
+    refuse_input(output)
+    text = predictions_csv(rows)
+    if output is None or is_stdout(output):
+        print(text, end="")
+    else:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(output), text)
+
+
+def _jobs(run: Path, ensemble: bool, name: str | None) -> list[dict[str, Any]]:
+    """The jobs whose models predict: the one named (--job), else every job (their
+    probabilities averaged: the default, which --ensemble states explicitly)."""
+    from sercli.runfolder import jobs_of, kind
+
+    if kind(run) == "sweep":
+        raise SercliError(f"{run} is a sweep: pick one of its runs")
+    if ensemble and name:
+        raise SercliError("use either --ensemble or --job, not both")
+    jobs = jobs_of(run)
+    if name:
+        chosen = [j for j in jobs if j["name"] == name]
+        if not chosen:
+            raise SercliError(f"--job {name!r}: {run} has no such job (its jobs: {', '.join(j['name'] for j in jobs)})")
+        return chosen
+    return jobs  # a cross-validated run: every job's probabilities averaged (as --ensemble says)
+
+
+def _audio(records, meta: dict[str, Any]):
+    """(records to predict, failed ids, their waveforms as Examples) for a fine-tuned model."""
+    from sercli.finetune import readable, unlabelled
+
+    todo, unread = readable(records, meta)
+    for why in unread.values():
+        warn(f"{why} (skipped)")
+    return todo, set(unread), unlabelled(todo, meta)
 
 
 def _read_inputs(inputs: list[str]) -> list[dict[str, Any]]:
@@ -112,13 +191,18 @@ def _features(records, meta: dict[str, Any], device: str):
         else:
             raise SercliError(f"record {rec['id']!r}: its features are of another kind than the model's, and it has no audio")
     if todo:
+        from sercli.log import progress
+
         backbone = _backbone(meta, device)
-        for rec in todo:
-            try:
-                out[rec["id"]] = _extract(backbone, rec["audio"], meta, device)
-            except RecordError as exc:
-                warn(f"{rec['id']}: {exc} (skipped)")
-                failed.add(rec["id"])
+        with progress() as bar:
+            task = bar.add_task("predict: features", total=len(todo))
+            for rec in todo:
+                try:
+                    out[rec["id"]] = _extract(backbone, rec["audio"], meta, device)
+                except RecordError as exc:
+                    warn(f"{rec['id']}: {exc} (skipped)")
+                    failed.add(rec["id"])
+                bar.advance(task)
     return out, failed
 
 

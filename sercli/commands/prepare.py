@@ -60,6 +60,11 @@ def prepare(
 
     Counts per label, speaker and session go to stderr. Files the corpus metadata lists but
     that are missing on disk are reported and skipped.
+
+    Examples:
+      sercli prepare emodb /data/emodb/wav -o emodb.jsonl
+      sercli prepare iemocap /data/IEMOCAP --map none --classes all
+      sercli prepare generic labels.csv --map calm=neutral -o mine.jsonl
     """
     from sercli import manifest, plugins
     from sercli.base import parse_option_pairs

@@ -38,6 +38,11 @@ def synthesize(
 
     Audio is cached in --audio-dir by engine, options, text, emotion and voice: audio made
     earlier for the same inputs is reused, never requested again; other options make new files.
+
+    Examples:
+      sercli synthesize texts.jsonl -d synth/ --voices-per-text 3 -o audio.jsonl
+      sercli synthesize texts.jsonl -t openai -d synth/ --dry-run
+      sercli synthesize texts.jsonl -t espeak -O prosody=1.5 -d synth/
     """
     records = read_records(input, required=("text", "emotion"))
     synth.check_audio_dir(audio_dir)

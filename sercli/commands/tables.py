@@ -31,38 +31,96 @@ def aggregate_table(agg: dict[str, Any], title: str):
         jobs.add_row(j["fold"] + mark, str(j["seed"]), str(j["n"]), f"{j['WA']:.4f}", f"{j['UA']:.4f}", f"{j['macro_F1']:.4f}")
     if any(j.get("classes_absent") for j in agg["jobs"]):
         jobs.caption = "* the test part lacks some emotions: UA and macro-F1 average over those it has"
-    summ = Table(title=f"{agg['n_folds']} folds x {len(agg['seeds'])} seeds")
+    summ = Table(title=f"{agg['n_folds']} folds x {len(agg['seeds'])} seeds"
+                 + (" (ensembled: one model per fold)" if agg.get("ensemble_seeds") else ""))
     for col in ("", "mean", "std", "95% CI"):
         summ.add_column(col, justify="right")
     for m in METRICS:
         s = agg[m]
-        summ.add_row(m, f"{s['mean']:.4f}", f"{s['std']:.4f}", f"[{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]")
-    return Group(jobs, summ, metrics_table(agg["pooled"], title="All test predictions pooled"))
+        ci = _ci({**s, "n": len(agg["jobs"])}, ", ")
+        summ.add_row(m, f"{s['mean']:.4f}", "-" if len(agg["jobs"]) < 2 else f"{s['std']:.4f}",
+                     ci if ci == "-" else f"[{ci}]")
+    return Group(jobs, summ, metrics_table(agg["pooled"], title="All test predictions pooled", seeds=seeds_of(agg)))
+
+
+def seeds_of(agg: dict[str, Any]) -> int:
+    """How many times the pooled predictions hold each test utterance (once per seed)."""
+    return 1 if agg.get("ensemble_seeds") else max(len(agg.get("seeds") or [1]), 1)
+
+
+def describe_run(run: Path) -> dict[str, str]:
+    """``{"features": "whisper-tiny.en mean", "head": "mlp (hidden=16)"}`` of a run's first job:
+    what two runs that differ in more than the strategy differ in."""
+    from sercli.runfolder import CONFIG_FILE, jobs_of, read_json
+
+    config = read_json(jobs_of(run)[0]["dir"] / CONFIG_FILE)
+    meta = config.get("features") or {}
+    backbone = meta.get("backbone") or {}
+    features = backbone.get("plugin", "?") + _options_text(backbone.get("options") or {}, "backbone",
+                                                           backbone.get("plugin", "?"))
+    if meta.get("layers") not in (None, "all"):
+        features += f" layers {meta['layers']}"
+    if meta.get("pool"):
+        features += f" {meta['pool']}"
+    finetune = (config.get("train") or {}).get("finetune")
+    if finetune:
+        features += f" (fine-tuned: {finetune.get('mode', '?')})"
+    head = config.get("head") or {}
+    return {"features": features, "head": head.get("name", "mlp") + _options_text(head.get("options") or {}, "head",
+                                                                                  head.get("name", "mlp"))}
+
+
+def _options_text(options: dict, family: str | None = None, name: str | None = None) -> str:
+    """`` (k=v, ...)`` of the options that differ from the plugin's defaults (all when unknown)."""
+    defaults = {}
+    if family:
+        from sercli import plugins as pl
+        from sercli.errors import SercliError
+
+        try:
+            defaults = pl.get_class(family, name).Options().model_dump(mode="json")
+        except (SercliError, Exception):  # not installed any more, or required options
+            defaults = {}
+    shown = {k: v for k, v in sorted(options.items()) if k not in defaults or defaults[k] != v}
+    return " (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else ""
+
+
+def _ci(stat: dict[str, Any], sep: str = "-") -> str:
+    """A 95% CI, or "-" for a single job (no interval: one number has no spread)."""
+    if stat.get("n", 2) < 2:
+        return "-"
+    return f"{stat['ci95'][0]:.4f}{sep}{stat['ci95'][1]:.4f}"
 
 
 def compare_table(rows: list[dict[str, Any]]):
     from rich.table import Table
 
-    table = Table(title="Runs side by side: UA/WA mean ± std over folds x seeds; ΔUA and p: paired per fold vs the first run")
-    for col in ("run", "strategy", "folds x seeds", "UA", "UA 95% CI", "WA", "pooled UA", "pooled WA",
-                "ΔUA", "p Wilcoxon", "p t-test"):
-        table.add_column(col, justify="right" if col not in ("run", "strategy") else "left")
+    table = Table(title="Runs side by side: UA/WA mean ± std over folds x seeds; ΔUA and p vs the first run "
+                        "(Wilcoxon, t-test: paired per fold; McNemar: a single split, per utterance)")
+    for col in ("run", "features", "head", "strategy", "folds x seeds", "UA", "UA 95% CI", "WA", "pooled UA",
+                "pooled WA", "ΔUA", "p Wilcoxon", "p t-test", "p McNemar"):
+        table.add_column(col, justify="left" if col in ("run", "features", "head", "strategy") else "right")
     for row in rows:
         ua, wa = row["UA"], row["WA"]
         vs = row.get("vs_first") or {}
         fmt_p = lambda p: "-" if p is None else f"{p:.3g}"  # noqa: E731
+        mc = vs.get("mcnemar")
         table.add_row(
-            Path(row["run"]).name, row["strategy"], f"{row['n_folds']} x {row['n_jobs'] // max(row['n_folds'], 1)}",
-            f"{ua['mean']:.4f} ± {ua['std']:.4f}", f"{ua['ci95'][0]:.4f}-{ua['ci95'][1]:.4f}",
+            Path(row["run"]).name, row.get("features", "?"), row.get("head", "?"), row["strategy"],
+            f"{row['n_folds']} x {row['n_jobs'] // max(row['n_folds'], 1)}",
+            f"{ua['mean']:.4f} ± {ua['std']:.4f}", _ci({**ua, "n": row["n_jobs"]}),
             f"{wa['mean']:.4f} ± {wa['std']:.4f}", f"{row['pooled_UA']:.4f}", f"{row['pooled_WA']:.4f}",
             "-" if vs.get("delta") is None else f"{vs['delta']:+.4f}",
             fmt_p(vs.get("wilcoxon_p")), fmt_p(vs.get("ttest_p")),
+            "-" if not mc else f"{mc['p']:.3g} ({mc['only_first']}:{mc['only_second']})",
         )
     return table
 
 
-def metrics_table(metrics: dict[str, Any], title: str = "Evaluation"):
-    """A rich renderable: headline numbers, per-class recall and the confusion matrix."""
+def metrics_table(metrics: dict[str, Any], title: str = "Evaluation", seeds: int = 1):
+    """A rich renderable: headline numbers, per-class recall and the confusion matrix (with
+    ``seeds`` > 1, pooled over seeds: its counts are divided by the seeds, so each utterance
+    counts once)."""
     from rich.console import Group
     from rich.table import Table
 
@@ -76,12 +134,14 @@ def metrics_table(metrics: dict[str, Any], title: str = "Evaluation"):
     if absent:
         head.caption = f"no test items of {', '.join(absent)}: UA and macro-F1 average over the other emotions"
     labels = metrics["labels"]
-    cm = Table(title="Confusion matrix (rows: true, columns: predicted)")
+    per_seed = f", mean counts over {seeds} seeds" if seeds > 1 else ""
+    cm = Table(title=f"Confusion matrix (rows: true, columns: predicted{per_seed})")
     cm.add_column("true \\ pred")
     for lab in labels:
         cm.add_column(lab[:8], justify="right")
     cm.add_column("recall", justify="right")
     for lab, row in zip(labels, metrics["confusion"]):
         rec = metrics["recall"].get(lab)
-        cm.add_row(lab, *[str(v) for v in row], "-" if rec is None else f"{rec:.3f}")
+        cells = [str(v) if seeds == 1 else f"{v / seeds:.1f}" for v in row]
+        cm.add_row(lab, *cells, "-" if rec is None else f"{rec:.3f}")
     return Group(head, cm)

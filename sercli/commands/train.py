@@ -13,7 +13,7 @@ from sercli import plugins as pl
 from sercli.base import parse_option_pairs
 from sercli.errors import SercliError
 from sercli.log import console, info
-from sercli.options import Device, Inputs, PluginOptions
+from sercli.options import Device, Inputs
 
 
 def _split(text: Optional[str]) -> list[str]:
@@ -31,22 +31,56 @@ def _value_lists(pairs: list[str] | None, what: str) -> dict[str, list[str]]:
     return out
 
 
-def _tune_grid(pairs: list[str] | None) -> dict[str, list[Any]]:
+def _tune_grid(pairs: list[str] | None, head: str, head_options: dict[str, Any]) -> dict[str, list[Any]]:
+    """--tune KEY=V1,V2: a trainer key (typed as TrainConfig's field) or an option of the head
+    (each value checked by the head's Options, with the other -O options)."""
     from pydantic import TypeAdapter, ValidationError
 
-    from sercli.train import TUNABLE, TrainConfig
+    from sercli.base import validate_options
+    from sercli.train import TUNABLE, TrainConfig, tunable
 
     types = {"int": int, "float": float, "bool": bool, "str": str}
+    head_cls = pl.get_class("head", head)
     grid = {}
     for key, values in _value_lists(pairs, "--tune").items():
-        if key not in TUNABLE:
-            raise SercliError(f"--tune {key}: not tunable (tunable: {', '.join(TUNABLE)})")
-        kind = types[TrainConfig.__dataclass_fields__[key].type]
-        try:
-            grid[key] = [TypeAdapter(kind).validate_python(v) for v in values]
-        except ValidationError:
-            raise SercliError(f"--tune {key}={','.join(values)}: expected {kind.__name__} values") from None
+        if key in TUNABLE:
+            kind = types[TrainConfig.__dataclass_fields__[key].type]
+            try:
+                grid[key] = [TypeAdapter(kind).validate_python(v) for v in values]
+            except ValidationError:
+                raise SercliError(f"--tune {key}={','.join(values)}: expected {kind.__name__} values") from None
+        elif key in head_cls.Options.model_fields:
+            try:
+                grid[key] = [validate_options(head_cls, {**head_options, key: v}, f"head {head!r}").model_dump(
+                    mode="json")[key] for v in values]
+            except SercliError as exc:
+                raise SercliError(f"--tune {key}={','.join(values)}: {exc}") from None
+        else:
+            raise SercliError(f"--tune {key}: not tunable (tunable: {', '.join(tunable(head))})")
     return grid
+
+
+def _route_options(pairs: list[str] | None, head: str, strategy: str) -> tuple[dict[str, str], dict[str, str]]:
+    """-O KEY=VALUE -> (head options, strategy options): ``head.KEY`` and ``strategy.KEY`` say
+    which; a bare KEY goes to the one whose Options has it."""
+    fields = {"head": pl.get_class("head", head).Options.model_fields,
+              "strategy": pl.get_class("strategy", strategy).Options.model_fields}
+    routed: dict[str, dict[str, str]] = {"head": {}, "strategy": {}}
+    for key, value in parse_option_pairs(pairs).items():
+        family, dot, name = key.partition(".")
+        if dot and family in routed:
+            routed[family][name] = value
+            continue
+        owners = [f for f in routed if key in fields[f]]
+        if len(owners) == 2:
+            raise SercliError(f"-O {key}: both head {head!r} and strategy {strategy!r} have this option: "
+                              f"use head.{key} or strategy.{key}")
+        if not owners:
+            listed = "; ".join(f"{f} {name!r}: {', '.join(fields[f]) or 'none'}"
+                               for f, name in (("head", head), ("strategy", strategy)))
+            raise SercliError(f"-O {key}: no such option ({listed})")
+        routed[owners[0]][key] = value
+    return routed["head"], routed["strategy"]
 
 
 def train(
@@ -56,7 +90,16 @@ def train(
         Optional[list[str]], typer.Option("--synthetic", help="Synthetic feature records (repeatable).")
     ] = None,
     strategy: Annotated[str, typer.Option("--strategy", help="Strategy plugin (see `sercli plugins`).")] = "real-only",
-    option: PluginOptions = None,
+    head: Annotated[
+        Optional[str],
+        typer.Option("--head", help="Head plugin (default: sercli's recommended head; config.json names it). "
+                     "`sercli plugins --json` lists each head's options; set them with -O KEY=VALUE."),
+    ] = None,
+    option: Annotated[
+        Optional[list[str]],
+        typer.Option("--option", "-O", help="Head or strategy option KEY=VALUE (repeatable); head.KEY or strategy.KEY "
+                     "when both have KEY."),
+    ] = None,
     sweep: Annotated[
         Optional[list[str]],
         typer.Option("--sweep", help="Strategy option KEY=V1,V2,... to sweep: one run subfolder per value (repeatable)."),
@@ -84,17 +127,23 @@ def train(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="At most this many epochs (per stage).")] = 60,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
-    hidden: Annotated[int, typer.Option("--hidden", min=0, help="Hidden size of the head (0: linear).")] = 256,
-    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9)] = 0.2,
-    pool: Annotated[str, typer.Option("--pool", help="Pooling over frames in the head: mean or mean+std.")] = "mean",
     weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0)] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     balanced: Annotated[bool, typer.Option("--balanced/--no-balanced", help="Class-weighted loss.")] = True,
     standardize: Annotated[bool, typer.Option("--standardize/--no-standardize", help="Z-score features with training statistics.")] = True,
     tune: Annotated[
         Optional[list[str]],
-        typer.Option("--tune", help="Choose KEY among V1,V2,... per fold by validation UA (repeatable; e.g. hidden=64,256)."),
+        typer.Option("--tune", help="Choose KEY among V1,V2,... per fold by validation UA (repeatable; a trainer key "
+                     "or a head option, e.g. lr=1e-3,3e-4 or hidden=64,256)."),
     ] = None,
+    search: Annotated[
+        int, typer.Option("--search", min=0, help="Optuna trials per training fold over the head's search space, "
+                          "learning rate and weight decay (scored on the fold's validation part; 0: none).")
+    ] = 0,
+    norm: Annotated[
+        str, typer.Option("--norm", help="none, or speaker: standardise features per speaker (test speakers from their "
+                          "own unlabelled utterances).")
+    ] = "none",
     refit: Annotated[
         bool, typer.Option("--refit/--no-refit", help="After early stopping, retrain on training + validation data for the epochs found.")
     ] = False,
@@ -108,6 +157,19 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out run, once the new one is complete.")
     ] = False,
+    finetune: Annotated[
+        Optional[str],
+        typer.Option("--finetune", help="Fine-tune this backbone's encoder with the head, on audio records (no "
+                     "features needed): LoRA adapters or its top layers; the run keeps only what changed."),
+    ] = None,
+    finetune_mode: Annotated[
+        str, typer.Option("--finetune-mode", help="lora: LoRA adapters (peft) on its attention; top: its top layers.")
+    ] = "lora",
+    finetune_layers: Annotated[int, typer.Option("--finetune-layers", min=1, help="Layers that learn (--finetune-mode top).")] = 2,
+    lora_rank: Annotated[int, typer.Option("--lora-rank", min=1, help="Rank of the LoRA adapters.")] = 8,
+    backbone_lr: Annotated[
+        Optional[float], typer.Option("--backbone-lr", help="Learning rate of the encoder (default 1e-4 lora, 5e-5 top; --lr is the head's).")
+    ] = None,
     device: Device = "cpu",
 ) -> None:
     """Train a head; the run folder then feeds `sercli eval` and `sercli predict`.
@@ -121,33 +183,50 @@ def train(
     from sercli.records import read_many
     from sercli.runfolder import check_target
     from sercli.runs import select_labels
-    from sercli.train import TrainConfig
+    from sercli.train import DEFAULT_HEAD, TrainConfig, check_frames
 
+    head = head or DEFAULT_HEAD
     seed_list = _seeds(seeds, cv, test_speakers, test, val_speakers)
     check_target(out, overwrite)  # again under the lock, before the run is put in place
 
-    real = read_many(inputs, required=("emotion", "features"))
+    tuned = _finetune(finetune, finetune_mode, finetune_layers, lora_rank, backbone_lr, norm)
+    needed = ("emotion", "audio") if tuned else ("emotion", "features")
+    real = read_many(inputs, required=needed)
     if not real:
         raise SercliError(f"{', '.join(inputs)}: no records to train on")
-    synth = read_many(synthetic or [], required=("emotion", "features"))
+    synth = read_many(synthetic or [], required=needed)
     labels, real = select_labels(real, _split(classes))
-    options = parse_option_pairs(option)
+    head_options, options = _route_options(option, head, strategy)
     swept = _value_lists(sweep, "--sweep")
     variants, names = _variants(strategy, options, swept)
     folds, protocol = _folds(real, labels, cv, _split(test_speakers), _split(val_speakers), test, allow_speaker_overlap)
     cfg = TrainConfig(
-        hidden=hidden, dropout=dropout, pool=pool, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+        head=head, head_options=head_options, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
         max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
-        seed=seed_list[0], device=device, threads=threads, refit=refit,
+        seed=seed_list[0], device=device, threads=threads, refit=refit, norm=norm, search=search, finetune=tuned,
     )
+    check_frames(head, real + synth)
     base = dict(
         labels=labels, folds=folds, seeds=seed_list, strategy=strategy, cfg=cfg, protocol=protocol,
-        synthetic=synth, tune=_tune_grid(tune), val_fraction=val_fraction,
+        synthetic=synth, tune=_tune_grid(tune, head, cfg.head_options), val_fraction=val_fraction,
         inputs=list(inputs) + list(synthetic or []) + list(test or []),
         allow_speaker_overlap=allow_speaker_overlap,
     )
     _train_runs(base, options, swept, variants, names, out, overwrite, jobs)
     info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
+
+
+def _finetune(backbone, mode, layers, rank, backbone_lr, norm) -> dict[str, Any] | None:
+    """TrainConfig.finetune of the --finetune options, checked (sercli.finetune); None without."""
+    if not backbone:
+        return None
+    from sercli import finetune as ft
+
+    if norm != "none":
+        raise SercliError("--norm speaker standardises stored features: it does not go with --finetune")
+    spec = ft.parse({"backbone": backbone, "mode": mode, "layers": layers, "lora_rank": rank, "backbone_lr": backbone_lr})
+    ft.backbone_for(spec)
+    return spec.model_dump(mode="json")
 
 
 def _seeds(seeds: str, cv, test_speakers, test, val_speakers) -> list[int]:
@@ -244,7 +323,7 @@ def _test_records(paths: list[str], labels: list[str]) -> list[dict[str, Any]]:
     from sercli.log import warn
     from sercli.records import read_many
 
-    records = read_many(paths, required=("emotion", "features"))
+    records = read_many(paths, required=("emotion",))  # features or audio: checked with the rest by sercli.runs
     kept = [r for r in records if r["emotion"] in labels]
     others = sorted({str(r["emotion"]) for r in records} - set(labels))
     if not kept:

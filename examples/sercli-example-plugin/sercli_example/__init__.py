@@ -9,7 +9,10 @@ costs nothing until one of them is used:
 - LLM backend `example`: sentences from a small phrase list (`sercli gen-text --backend example`)
 - TTS engine `example`: a pure-numpy vowel synthesiser (`sercli synthesize --engine example`)
 - strategy `balance`: synthetic utterances fill up the rarer classes (`sercli train --strategy balance`)
+- head `last-layer`: logistic regression on the last layer (`sercli train --head last-layer`)
 - corpus `folders`: `<emotion>/<speaker>_*.wav` (`sercli prepare folders PATH`)
+- quality gate `duration`: drops utterances out of bounds (`sercli filter -g duration`)
+- tracker `jsonl-log`: a run's scalars as JSON lines (`sercli track RUN --tracker jsonl-log`)
 - command `example-stats MANIFEST`: counts per emotion, source and speaker
 """
 
@@ -45,6 +48,13 @@ def register_strategies(register):
 
 
 @hookimpl
+def register_heads(register):
+    from sercli_example.head import LastLayer
+
+    register(LastLayer)
+
+
+@hookimpl
 def register_corpora(register):
     from sercli_example.corpus import Folders
 
@@ -56,3 +66,17 @@ def register_commands(register):
     from sercli_example.stats import example_stats
 
     register(example_stats, name="example-stats")
+
+
+@hookimpl
+def register_gates(register):
+    from sercli_example.gate import Duration
+
+    register(Duration)
+
+
+@hookimpl
+def register_trackers(register):
+    from sercli_example.tracker import JsonlLog
+
+    register(JsonlLog)

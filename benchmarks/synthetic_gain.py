@@ -1,0 +1,210 @@
+"""When does synthetic speech help, and how much? The learning curve per strategy.
+
+    python benchmarks/synthetic_gain.py emodb                 # the full table (slow on a CPU)
+    python benchmarks/synthetic_gain.py emodb --seeds 0 --strategies real-only,mix   # cheap mode
+    python benchmarks/synthetic_gain.py tess --fractions 0.1,0.25,0.5,1.0              # a finer curve
+
+For one shared corpus (../shared/data, or $SERCLI_SHARED_DATA), leave one speaker out, each fold
+trained with each seed. Synthetic speech is made offline in the corpus's language
+(``gen-text -b template --language L``, then ``synthesize -t espeak``, whose voices follow the
+records' language), optionally degraded (``--degrade "--snr 20 --band 300-3400"``) and gated
+(``--gates none,asr``: ``sercli filter -g asr``, a Whisper round trip; English needs nothing
+more, another language a multilingual Whisper: ``--asr-model hf:openai/whisper-small``).
+Real and synthetic features: whisper-tiny.en, every layer, mean+std pooled (the real ones are
+the cache benchmarks/accuracy.py makes). Every run is ``sercli train REAL --synthetic SYN
+--strategy S --cv loso --real-fraction F``; the strategies choose their amount of synthetic
+data per fold by validation UA (their default ``ratio=auto``).
+
+Each row: UA mean and its 95% t-interval over folds x seeds, the gain over real-only at the
+same fraction (mean of the paired per-job differences, with its 95% interval), and the paired
+p-values against real-only (Wilcoxon and t-test on per-fold UA, as ``sercli eval --compare``).
+Markdown to stdout, all numbers to $SERCLI_BENCH_DIR/CORPUS/synthetic_gain.json and the learning
+curve (UA against real fraction, one line per strategy and gate) to .../synthetic_gain.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import WHISPER, features, sercli  # noqa: E402  (the cached real features)
+
+ROOT = Path(__file__).resolve().parents[1]
+LANGUAGE = {"emodb": "de", "tess": "en", "ravdess": "en", "crema_d": "en", "iemocap": "en", "msp_podcast": "en"}
+STRATEGIES = ("real-only", "mix", "curriculum", "transfer", "adversarial")
+EXTRACT = ["--backbone", WHISPER, "--layers", "all", "--pool", "mean+std"]
+
+
+def synthetic(bench: Path, corpus: str, labels: list[str], args) -> dict[str, Path]:
+    """gate -> synthetic feature records, made once per setting (every stage resumes)."""
+    lang = LANGUAGE.get(corpus, "en")
+    tag = f"{lang}-n{args.n_text}" + (f"-j{args.prosody_jitter:g}" if args.prosody_jitter else "") + (
+        "-deg" + "".join(args.degrade.split()).replace("--", "_") if args.degrade else "")
+    folder = bench / corpus / "synthetic" / tag
+    folder.mkdir(parents=True, exist_ok=True)
+    texts, audio = folder / "texts.jsonl", folder / "audio.jsonl"
+    if not texts.exists():
+        sercli("gen-text", "-b", "template", "--language", lang, "-n", args.n_text, "-e", ",".join(labels),
+               "--seed", 0, "-o", texts)
+    jitter = ["-O", f"prosody_jitter={args.prosody_jitter}"] if args.prosody_jitter else []
+    sercli("synthesize", texts, "-t", "espeak", *jitter, "-d", folder / "audio", "-o", audio)
+    if args.degrade:
+        sercli("degrade", audio, *args.degrade.split(), "-d", folder / "degraded", "-o", folder / "degraded.jsonl")
+        audio = folder / "degraded.jsonl"
+    out = {}
+    for gate in args.gates:
+        source = audio
+        if gate != "none":
+            model = ["-O", f"model={args.asr_model}"] if args.asr_model else []
+            if gate == "asr" and lang != "en" and not args.asr_model:
+                print(f"(skipping the asr gate for {corpus}: {WHISPER} is English only; pass --asr-model "
+                      "hf:ID_OR_DIR of a multilingual Whisper)", file=sys.stderr)
+                continue
+            source = folder / f"{gate}.jsonl"
+            sercli("filter", audio, "-g", gate, *model, "--dropped", folder / f"{gate}-dropped.jsonl", "-o", source)
+        feats = folder / f"features-{gate}.jsonl"
+        if not feats.exists() or sum(1 for _ in open(feats)) < sum(1 for _ in open(source)):
+            sercli("extract", source, *EXTRACT, "--store", folder / "store", "-o", feats)
+        out[gate] = feats
+    return out
+
+
+def gate_report(folder: Path, gate: str) -> dict:
+    """How many utterances the gate kept and dropped, and their word error rates."""
+    kept = [json.loads(line) for line in open(folder / f"{gate}.jsonl")]
+    dropped = [json.loads(line) for line in open(folder / f"{gate}-dropped.jsonl")]
+    wer = [((r.get("provenance") or {}).get("filter") or {}).get(gate, {}).get("scores", {}).get("wer")
+           for r in kept + dropped]
+    wer = [w for w in wer if w is not None]
+    return {"kept": len(kept), "dropped": len(dropped), "mean_wer": sum(wer) / len(wer) if wer else None}
+
+
+def run(bench: Path, corpus: str, real: Path, syn: Path | None, strategy: str, fraction: float, seeds: str,
+        name: str, jobs: int) -> dict:
+    out = bench / corpus / "gain" / name
+    if not (out / "metrics.json").exists():
+        extra = ["--synthetic", syn] if syn is not None and strategy != "real-only" else []
+        sercli("train", real, *extra, "--strategy", strategy, "--cv", "loso", "--seeds", seeds,
+               "--real-fraction", fraction, "--jobs", jobs, "--out", out, "--overwrite")
+    agg = json.loads((out / "metrics.json").read_text())
+    agg["run"] = str(out)
+    return agg
+
+
+def paired(base: dict, other: dict) -> dict:
+    """The gain over ``base``: per-job (fold, seed) differences and their interval, and the
+    per-fold paired tests of `sercli eval --compare`."""
+    from sercli.evaluate import paired_tests, summary
+
+    a = {(j["fold"], j["seed"]): j["UA"] for j in base["jobs"]}
+    d = [j["UA"] - a[(j["fold"], j["seed"])] for j in other["jobs"] if (j["fold"], j["seed"]) in a]
+    return {"gain": summary(d), **paired_tests(base, other)}
+
+
+def used(agg: dict) -> float | None:
+    """Mean synthetic utterances the jobs trained on (config.json counts.synthetic_used)."""
+    values = []
+    for j in agg["jobs"]:
+        cfg = Path(agg["run"]) / j["name"] / "config.json"
+        if cfg.exists():
+            values.append(json.loads(cfg.read_text())["counts"].get("synthetic_used", 0))
+    return sum(values) / len(values) if values else None
+
+
+def curve(rows: list[dict], path: Path, title: str) -> None:
+    from sercli.figures import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    series: dict[str, list] = {}
+    for r in rows:
+        series.setdefault(r["label"], []).append(r)
+    for label, pts in series.items():
+        pts.sort(key=lambda r: r["fraction"])
+        x = [p["fraction"] for p in pts]
+        y = [p["UA"]["mean"] for p in pts]
+        err = [[p["UA"]["mean"] - p["UA"]["ci95"][0] for p in pts], [p["UA"]["ci95"][1] - p["UA"]["mean"] for p in pts]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label, linestyle="--" if "gated" in label else "-")
+    ax.set_xlabel("fraction of the real training data")
+    ax.set_ylabel("UA (mean, 95% CI over folds x seeds)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("corpus")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--fractions", default="0.25,1.0")
+    ap.add_argument("--gates", default="none,asr", help="none and/or gate names (sercli filter -g)")
+    ap.add_argument("--asr-model", default="", help="the asr gate's model (a multilingual Whisper for non-English)")
+    ap.add_argument("--n-text", type=int, default=100, help="template sentences per emotion")
+    ap.add_argument("--prosody-jitter", type=float, default=0.0, help="espeak's per-utterance prosody jitter")
+    ap.add_argument("--degrade", default="", help='sercli degrade options, e.g. "--snr 20 --band 300-3400"')
+    ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    args = ap.parse_args()
+    args.gates = [g.strip() for g in args.gates.split(",") if g.strip()]
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    fractions = [float(f) for f in args.fractions.split(",")]
+
+    from sercli.records import read_records
+
+    bench = Path(os.environ.get("SERCLI_BENCH_DIR", ROOT / "work" / "bench"))
+    real = features(bench, args.corpus, "whisper")
+    labels = sorted({r["emotion"] for r in read_records(real)})
+    syn = synthetic(bench, args.corpus, labels, args) if any(s != "real-only" for s in strategies) else {}
+    setting = next(iter(syn.values())).parent.name if syn else "none"
+    rows, base = [], {}
+    for fraction in fractions:
+        base[fraction] = run(bench, args.corpus, real, None, "real-only", fraction, args.seeds,
+                             f"real-only/f{fraction:g}", args.jobs)
+        for gate, feats in syn.items():
+            for strategy in strategies:
+                label = strategy if strategy == "real-only" else f"{strategy}{'' if gate == 'none' else ' gated ' + gate}"
+                if strategy == "real-only":
+                    if gate != args.gates[0]:
+                        continue
+                    agg = base[fraction]
+                else:
+                    agg = run(bench, args.corpus, real, feats, strategy, fraction, args.seeds,
+                              f"{setting}/{gate}/{strategy}/f{fraction:g}", args.jobs)
+                row = {"label": label, "strategy": strategy, "gate": gate, "fraction": fraction, "UA": agg["UA"],
+                       "synthetic_used": used(agg), "run": agg["run"]}
+                if strategy != "real-only":
+                    row["vs_real_only"] = paired(base[fraction], agg)
+                rows.append(row)
+        if not syn:
+            rows.append({"label": "real-only", "strategy": "real-only", "gate": "none", "fraction": fraction,
+                         "UA": base[fraction]["UA"], "synthetic_used": 0, "run": base[fraction]["run"]})
+
+    print(f"## {args.corpus}: LOSO, seeds {args.seeds}, synthetic {setting} "
+          f"({', '.join(f'{g}: {sum(1 for _ in open(p))}' for g, p in syn.items())} utterances)\n")
+    print("| real fraction | strategy | UA mean [95% CI] | gain vs real-only [95% CI] | p (Wilcoxon / t) | synthetic used |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        ua = r["UA"]
+        cell = f"{ua['mean']:.3f} [{ua['ci95'][0]:.3f}, {ua['ci95'][1]:.3f}]"
+        vs = r.get("vs_real_only")
+        gain = f"{vs['gain']['mean']:+.3f} [{vs['gain']['ci95'][0]:+.3f}, {vs['gain']['ci95'][1]:+.3f}]" if vs else ""
+        p = (f"{vs['wilcoxon_p']:.3g} / {vs['ttest_p']:.3g}" if vs and vs["wilcoxon_p"] is not None else "")
+        n = "" if r["synthetic_used"] is None else f"{r['synthetic_used']:.0f}"
+        print(f"| {r['fraction']:g} | {r['label']} | {cell} | {gain} | {p} | {n} |")
+    gates = {g: gate_report(p.parent, g) for g, p in syn.items() if g != "none"}
+    for g, rep in gates.items():
+        print(f"\n{g} gate: kept {rep['kept']}, dropped {rep['dropped']}, mean WER {rep['mean_wer']}")
+    folder = bench / args.corpus
+    (folder / "synthetic_gain.json").write_text(json.dumps({"rows": rows, "gates": gates, "args": vars(args)}, indent=1))
+    curve(rows, folder / "synthetic_gain.png", f"{args.corpus}: UA against real data, synthetic {setting}")
+    print(f"\n(numbers: {folder / 'synthetic_gain.json'}; curve: {folder / 'synthetic_gain.png'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Italian phrase banks (EMOVO's emotions): written for Italian, not translated."""

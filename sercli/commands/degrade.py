@@ -1,0 +1,35 @@
+"""`sercli degrade`: noise, reverberation and band limits for synthetic audio (between
+synthesize and extract), to bring clean TTS speech closer to recorded speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sercli.options import Input, Output, Seed
+from sercli.records import read_records
+
+
+def degrade(
+    input: Input = "-",
+    audio_dir: Annotated[Path, typer.Option("--audio-dir", "-d", help="Folder for the degraded WAV files.")] = Path(
+        "degraded_audio"),
+    snr: Annotated[Optional[float], typer.Option("--snr", help="Add white noise at this SNR (dB).")] = None,
+    reverb: Annotated[float, typer.Option("--reverb", min=0.0, help="Reverberation: RT60 in seconds of a synthetic "
+                                          "room response (0: none).")] = 0.0,
+    band: Annotated[Optional[str], typer.Option("--band", help="Band limits LOW-HIGH in Hz (telephone: 300-3400).")] = None,
+    suffix: Annotated[str, typer.Option("--suffix", help="Appended to each record id.")] = "-degraded",
+    output: Output = None,
+    seed: Seed = 0,
+) -> None:
+    """Write a degraded copy of each record's audio and a record for it (same fields, new id,
+    audio and provenance). Seeded per utterance; resumable: records already in -o are kept."""
+    from sercli import degrade as dg
+    from sercli.synth import check_audio_dir
+
+    d = dg.Degradation(snr=snr, reverb=reverb, band=dg.parse_band(band), seed=seed)
+    records = read_records(input, required=("id", "audio"))
+    check_audio_dir(audio_dir)
+    dg.run(records, d, audio_dir.absolute(), output, suffix)

@@ -1,0 +1,85 @@
+"""`sercli export FORMAT RECORDS -o OUT` and `sercli import FORMAT SOURCE`: records in the
+formats peers use. A format is a corpus plugin that can also write (``Corpus.export``) and read
+back (``Corpus.import_records``) its own format: `emobox` (EmoBox's jsonl), `datasets` (a Hugging
+Face datasets folder, with pooled features)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sercli.errors import SercliError
+from sercli.log import info
+from sercli.options import Inputs, Output
+
+Format = Annotated[str, typer.Argument(help="A format: a corpus plugin that can write records (emobox, datasets).",
+                                       show_default=False)]
+
+
+def export(
+    format: Format,
+    inputs: Inputs,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file or folder to write (replaced whole).")],
+    root: Annotated[Optional[Path], typer.Option(
+        "--root", help="Write audio paths relative to this folder (emobox; default: the output's folder).")] = None,
+) -> None:
+    """Write records in another toolkit's format: EmoBox jsonl, or a Hugging Face datasets
+    folder (records and their pooled features).
+
+    Examples:
+      sercli export emobox emodb.jsonl -o emobox/emodb.jsonl
+      sercli export datasets emodb_feats.jsonl -o emodb_ds/
+    """
+    from sercli.records import read_many, refuse_input
+
+    fmt = _format(format, "export")
+    records = read_many(inputs)
+    if not records:
+        raise SercliError("no records to export")
+    refuse_input(str(output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fmt.export(records, output, root)
+    info(f"Wrote {len(records)} records as {format} to {output}")
+
+
+def import_(
+    format: Format,
+    source: Annotated[Path, typer.Argument(help="What `sercli export FORMAT` wrote (a file or folder).")],
+    output: Output = None,
+    store: Annotated[Optional[Path], typer.Option(
+        "--store", "-s", help="Feature store for the features the source carries (datasets).")] = None,
+) -> None:
+    """Read records back from another toolkit's format, every field as it was (features into
+    --store). For a corpus in that format with audio, `sercli prepare FORMAT` also works.
+
+    Examples:
+      sercli import datasets emodb_ds/ -s feats/ -o emodb_feats.jsonl
+      sercli import emobox data/casia/casia.jsonl -o casia.jsonl
+    """
+    from sercli.records import open_writer, remember_input
+
+    fmt = _format(format, "import_records")
+    if not source.exists():
+        raise SercliError(f"{source}: no such file or folder")
+    remember_input(source.resolve())
+    n = 0
+    with open_writer(output) as out:
+        for rec in fmt.import_records(source, store):
+            out.write(rec)
+            n += 1
+    info(f"Read {n} records from {source}")
+
+
+def _format(name: str, method: str):
+    from sercli import plugins
+    from sercli.base import Corpus
+
+    fmt = plugins.create("corpus", name)
+    if getattr(type(fmt), method) is getattr(Corpus, method):
+        able = [n for n in plugins.names("corpus")
+                if getattr(plugins.get_class("corpus", n), method) is not getattr(Corpus, method)]
+        verb = "export" if method == "export" else "import"
+        raise SercliError(f"corpus reader {name!r} cannot {verb} records; formats that can: {', '.join(able) or 'none'}")
+    return fmt

@@ -1,0 +1,42 @@
+"""`sercli filter`: quality gates keep or drop synthetic utterances (between synthesize and extract)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sercli import filtering
+from sercli import plugins as pl
+from sercli.base import parse_option_pairs
+from sercli.options import Device, Input, Output, PluginOptions
+from sercli.records import read_records
+
+
+def filter_records(
+    input: Input = "-",
+    gate: Annotated[
+        list[str], typer.Option("--gate", "-g", help="Quality gate plugin (repeatable: applied in order).")
+    ] = ...,  # type: ignore[assignment]
+    dropped: Annotated[
+        str, typer.Option("--dropped", help="File for the dropped records (JSONL, each with filter_reason).")
+    ] = ...,  # type: ignore[assignment]
+    option: PluginOptions = None,
+    output: Output = None,
+    device: Device = "cpu",
+) -> None:
+    """Keep the records every gate accepts (to -o or stdout); write the others, each with its
+    filter_reason, to --dropped. Resumable: records already in either file are not judged again.
+
+    Options: -O key=value with one gate, -O gate.key=value with several (`sercli plugins
+    GATE` lists a gate's options).
+
+    Examples:
+      sercli filter audio.jsonl -g asr -O max_wer=0.3 --dropped bad.jsonl
+      sercli filter audio.jsonl -g asr -g emotion -O emotion.run=runs/real
+    """
+    names = list(dict.fromkeys(gate))
+    options = filtering.gate_options(names, parse_option_pairs(option))
+    gates = {name: pl.create("gate", name, options[name]) for name in names}
+    records = read_records(input, required=("id",))
+    filtering.run(records, gates, output, dropped, device)
