@@ -154,17 +154,17 @@ def head_names() -> list[str]:
     data = json.loads(proc.stdout)
     names = set()
     for plugin in data if isinstance(data, list) else data.get("plugins", []):
-        names.update((plugin.get("registered") or {}).get("head", []))
+        names.update(h["name"] if isinstance(h, dict) else h for h in (plugin.get("registered") or {}).get("head", []))
     return sorted(names)
 
 
 def frame_level(head: str) -> bool:
     from sercli import plugins
 
-    return bool(getattr(plugins.registry("head")[head], "frame_level", False))
+    return bool(getattr(plugins.get_class("head", head), "frame_level", False))
 
 
-def rows_for(bench: Path, corpus: str, models: list[str], seeds: list[int], ft_seeds: list[int]):
+def rows_for(bench: Path, corpus: str, models: list[str], seeds: list[int], ft_seeds: list[int], heads: list[str]):
     feats = features(bench, corpus, "whisper")
     label = f"{WHISPER}, all layers, mean+std"
     if "lr" in models:
@@ -177,7 +177,7 @@ def rows_for(bench: Path, corpus: str, models: list[str], seeds: list[int], ft_s
     if "default" in models:
         yield ("`sercli train` default", label, lambda: sercli_row(bench, corpus, "default", feats, seeds, []))
     if "heads" in models:
-        for head in head_names():
+        for head in heads or head_names():
             frames = frame_level(head)
             inputs = features(bench, corpus, "whisper-frames") if frames else feats
             what = f"{WHISPER}, all layers, frames" if frames else label
@@ -206,6 +206,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--finetune-seeds", default=None, help="Seeds of the fine-tuned row (default: the first seed).")
     parser.add_argument("--models", default=",".join(MODELS), help=f"Rows to run, of {','.join(MODELS)}.")
+    parser.add_argument("--heads", default="", help="Heads of the `heads` rows (default: every built-in head; the "
+                        "frame-level ones take ~25 min per seed on TESS on 2 CPU cores).")
     args = parser.parse_args()
     bench = Path(os.environ.get("SERCLI_BENCH_DIR", ROOT / "work" / "bench")).resolve()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -215,7 +217,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"--models: unknown {', '.join(unknown)} (known: {', '.join(MODELS)})")
     rows = []
-    for model, what, run in rows_for(bench, args.corpus, models, seeds, ft_seeds):
+    for model, what, run in rows_for(bench, args.corpus, models, seeds, ft_seeds, [h for h in args.heads.split(",") if h]):
         t = time.time()
         rows.append({"corpus": args.corpus, "model": model, "features": what, **run(), "seconds": round(time.time() - t)})
         print_row(rows[-1], first=len(rows) == 1)

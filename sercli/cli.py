@@ -165,9 +165,17 @@ def _help(fn) -> str:
     the terminal), while a paragraph with indented lines (Examples:) keeps its lines."""
     import inspect
 
+    import re
+
     paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
-    return "\n\n".join(p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split())
-                       for p in paragraphs)
+    indented = [any(line.startswith(" ") for line in p.splitlines()) for p in paragraphs]
+    paragraphs = [p if ind else " ".join(p.split()) for p, ind in zip(paragraphs, indented)]
+    if len(paragraphs) > 1 and indented[1] and not indented[0]:
+        # Typer dedents the text after the first paragraph as a whole: give it a prose line
+        # first (the first paragraph's later sentences), so that the examples keep their indent
+        head, *rest = re.split(r"(?<=[.:;])\s+(?=[A-Z])", paragraphs[0], maxsplit=1)
+        paragraphs[:1] = [head, *rest]
+    return "\n\n".join(paragraphs)
 
 
 for _name, _fn, _extra in (
@@ -187,6 +195,25 @@ for _name, _fn, _extra in (
 ):
     app.command(_name, help=_help(_fn), **_extra)(_fn)
 plugins.BUILTIN_COMMANDS.update(c.name for c in app.registered_commands)
+# options grouped in --help (a long command's panels: {panel: (parameter names)})
+HELP_PANELS = {"train": train.HELP_PANELS}
+
+
+def _panels(command) -> None:
+    """Set each option's panel, and list the options panel by panel (in the order given)."""
+    for name, panels in HELP_PANELS.items():
+        sub = getattr(command, "commands", {}).get(name)
+        if sub is None:
+            continue
+        order = list(panels)
+        for param in sub.params:
+            panel = next((p for p, names in panels.items() if param.name in names), None)
+            if panel is not None:
+                param.rich_help_panel = panel
+        # arguments first (their order is their meaning), then the panels, then the rest
+        sub.params.sort(key=lambda p: (getattr(p, "param_type_name", "") != "argument",
+                                       order.index(p.rich_help_panel) if getattr(p, "rich_help_panel", None) in order
+                                       else len(order)))
 
 # sercli's own flags, accepted anywhere on the command line (before a lone `--`)
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
@@ -235,6 +262,7 @@ def _run(args: list[str], debug: bool) -> int:
     forget_inputs()
     try:
         command = typer.main.get_command(app)
+        _panels(command)
         with command.make_context("sercli", list(args)) as ctx:
             command.invoke(ctx)
         if fastexit.first_signal():  # a signal that some code swallowed: the run was not whole

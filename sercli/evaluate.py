@@ -177,9 +177,14 @@ def evaluate_jobs(jobs: list[Job], allow_overlap: bool = False, *, warn_absent: 
     results = []
     if ensemble_seeds:
         results = ensemble(jobs, allow_overlap, where)
-    for job in [] if ensemble_seeds else jobs:
-        metrics, predictions = evaluate_job(job, allow_overlap, where(job) if where else None)
-        results.append(({"name": job.name, "fold": job.fold, "seed": job.seed}, metrics, predictions))
+    from sercli.log import progress
+
+    with progress() as bar:  # test records scored, job by job, on stderr (none with -q)
+        task = bar.add_task("eval: records", total=0 if ensemble_seeds else sum(len(j.records) for j in jobs))
+        for job in [] if ensemble_seeds else jobs:
+            metrics, predictions = evaluate_job(job, allow_overlap, where(job) if where else None)
+            results.append(({"name": job.name, "fold": job.fold, "seed": job.seed}, metrics, predictions))
+            bar.advance(task, len(job.records))
     config = jobs[0].config
     if warn_absent:
         absent: dict[tuple, list] = {}

@@ -22,6 +22,7 @@ from sercli.runfolder import (
     CURVES_FILE, HISTORY_FILE, LEAKED_FILE, RUN_FILE, TEST_FILE, child, plugin_versions, provenance, write_json,
     write_jsonl,
 )
+from sercli.scarce import keep_fraction, warn_language
 from sercli.speakernorm import speakers_of
 
 Record = dict[str, Any]
@@ -42,6 +43,7 @@ class Plan:
     synthetic: list[Record] = field(default_factory=list)
     tune: dict[str, list[Any]] = field(default_factory=dict)
     val_fraction: float = 0.2
+    real_fraction: float = 1.0  # share of each training part kept (sercli.scarce: --real-fraction)
     inputs: list[str] = field(default_factory=list)
     allow_speaker_overlap: bool = False  # the one route: checked here, recorded for `eval`
     splits: Splits | None = None  # (fold index, seed) -> (train, val), from `plan_splits`
@@ -88,11 +90,13 @@ def plan_splits(plan: Plan) -> Splits:
     speaker_norm = plan.cfg.norm == "speaker"
     if speaker_norm and plan.synthetic:
         speakers_of(plan.synthetic, "--synthetic")
+    warn_language([r for f in plan.folds for r in f.pool + f.test], plan.synthetic)
     for i, fold in enumerate(plan.folds):
         if speaker_norm:
             speakers_of(fold.test, f"{fold.name} test part")
         for seed in plan.seeds:
             train, val = split_val(fold, plan.val_fraction, seed)
+            train = keep_fraction(train, plan.real_fraction, seed)  # validation and test untouched
             check_speakers(train + val, fold.test, plan.allow_speaker_overlap, fold.name, fold.given)
             warnings += check_fold(fold, train, val, plan.labels, seed)
             if speaker_norm:
@@ -132,12 +136,20 @@ def run_plan(plan: Plan, out: Path, jobs: int = 1) -> list[Any]:
             todo.append((name, fold, seed, out if name == "." else child(out, name), splits[(i, seed)]))
     slim = replace(plan, folds=[], splits=None)  # what a job needs besides its fold (cheap to send to a worker)
     args = [(slim, fold, seed, job_dir, resolved, split) for _, fold, seed, job_dir, split in todo]
-    if jobs > 1 and len(todo) > 1:
-        from joblib import Parallel, delayed
+    from sercli.log import progress
 
-        trained = Parallel(n_jobs=min(jobs, len(todo)))(delayed(train_job)(*a) for a in args)
-    else:
-        trained = [train_job(*a) for a in args]
+    with progress() as bar:  # jobs done, on stderr (none with -q)
+        task = bar.add_task("train: jobs", total=len(todo))
+        if jobs > 1 and len(todo) > 1:
+            from joblib import Parallel, delayed
+
+            results = Parallel(n_jobs=min(jobs, len(todo)), return_as="generator")(delayed(train_job)(*a) for a in args)
+        else:
+            results = (train_job(*a) for a in args)
+        trained = []
+        for result in results:  # in order, as each finishes
+            trained.append(result)
+            bar.advance(task)
     entries, done = [], []
     for (name, fold, seed, job_dir, _), (summary, model, config) in zip(todo, trained):
         entries.append({"name": name, "fold": fold.name, "seed": seed, **summary})
@@ -172,6 +184,7 @@ def _resolved(plan: Plan) -> dict[str, Any]:
         "train": config_dict(plan.cfg),
         "tune": plan.tune,
         "val_fraction": plan.val_fraction,
+        "real_fraction": plan.real_fraction,
         "allow_speaker_overlap": plan.allow_speaker_overlap,
         **provenance(plan.inputs),
     }

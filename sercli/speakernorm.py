@@ -28,6 +28,29 @@ Record = dict[str, Any]
 Stats = tuple[np.ndarray, np.ndarray]  # (mean, std), each (layers, dim) float32
 
 
+def auto_norm(records: Sequence[Record], finetune: bool) -> str:
+    """What ``--norm auto`` (train's default) resolves to: "speaker" when every record has a
+    speaker with at least MIN_UTTERANCES records and features are stored (no fine-tuning),
+    else "none"; one info line says which, and why."""
+    from sercli.log import info
+
+    if finetune:
+        return "none"
+    counts: dict[str, int] = {}
+    for rec in records:
+        spk = rec.get("speaker")
+        if spk is None or str(spk) == "":
+            info(f"--norm auto: none (record {rec.get('id')!r} has no speaker)")
+            return "none"
+        counts[str(spk)] = counts.get(str(spk), 0) + 1
+    few = sorted(spk for spk, n in counts.items() if n < MIN_UTTERANCES)
+    if few:
+        info(f"--norm auto: none (speaker {few[0]!r} has fewer than {MIN_UTTERANCES} utterances)")
+        return "none"
+    info("--norm auto: speaker (each speaker's features standardised with its own statistics; --norm none: off)")
+    return "speaker"
+
+
 def speakers_of(records: Sequence[Record], where: str) -> list[str]:
     """Each record's speaker; SercliError naming the first record without one, or the first
     speaker with fewer than MIN_UTTERANCES records."""

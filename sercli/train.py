@@ -24,8 +24,8 @@ from sercli.model import HeadModule
 
 
 # The head `sercli train` uses without --head (a name of the "head" plugin family).
-DEFAULT_HEAD = "mlp"
-NORMS = ("none", "speaker")
+DEFAULT_HEAD = "linear"
+NORMS = ("none", "speaker")  # the command line also takes "auto" (sercli.speakernorm.auto_norm)
 
 
 @dataclass

@@ -98,7 +98,7 @@ def test_each_family_through_the_cli(site, tmp_path):
     run = tmp_path / "run"
     proc = sercli(site, "train", feats["real"], "--synthetic", feats["synth"], "--strategy", "balance",
                   "--out", run, "--test-speakers", "s3", "--val-speakers", "s2", "--epochs", "2",
-                  "-O", "hidden=8")
+                  "--head", "mlp", "-O", "hidden=8")
     assert run.is_dir()
 
     # head: chosen by --head, its options by -O, reloaded by eval

@@ -269,7 +269,7 @@ def invoke(*args):
     return result
 
 
-FAST = ["--epochs", "2", "--patience", "1", "-O", "hidden=8", "--batch-size", "4"]
+FAST = ["--epochs", "2", "--patience", "1", "--head", "mlp", "-O", "hidden=8", "--batch-size", "4"]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import write_tone
 
+QUICK = ["--epochs", "4", "--patience", "2", "--batch-size", "16"]  # a few seconds a run
+
 
 def _emobox_corpus(tmp_path):
     lines = []
@@ -111,11 +113,11 @@ def test_datasets_round_trip_keeps_every_field_and_the_features(cli, tmp_path):
 
 
 def test_predictions_and_metrics_as_csv(tmp_path):
-    from test_train_eval import FAST, invoke, make_corpus
+    from test_train_eval import invoke, make_corpus
 
     real, _ = make_corpus(tmp_path / "c")
     run = tmp_path / "run"
-    invoke("train", real, "--test-speakers", "spk3,spk4", "--out", run, *FAST)
+    invoke("train", real, "--test-speakers", "spk3,spk4", "--out", run, *QUICK)
     metrics = json.loads((run / "metrics.json").read_text())
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     pooled = next(r for r in rows if r["row"] == "pooled")

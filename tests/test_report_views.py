@@ -12,6 +12,8 @@ import pytest
 
 from sercli.metrics import mcnemar
 
+QUICK = ["--epochs", "4", "--patience", "2", "--batch-size", "16"]  # a few seconds a run
+
 
 def test_mcnemar_exact_known_case():
     # 10 items only the first gets right, 2 only the second, 8 both, 5 neither:
@@ -59,13 +61,13 @@ def layered_corpus(root, layers=3, n_speakers=5, per_class=3):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from test_train_eval import FAST, invoke
+    from test_train_eval import invoke
 
     root = tmp_path_factory.mktemp("runs")
     root.joinpath("c").mkdir()
     real, synthetic = layered_corpus(root / "c")
     split = ["--test-speakers", "spk3,spk4"]
-    invoke("train", real, *split, "--out", root / "a", *FAST)
+    invoke("train", real, *split, "--out", root / "a", "--head", "mlp", "-O", "hidden=16", *QUICK)
     invoke("train", real, "--synthetic", synthetic, "--strategy", "mix", *split, "--head", "linear",
            "-O", "layers=weighted", "--out", root / "b", "--epochs", "4")
     invoke("train", real, "--cv", "loso", "--seeds", "0,1", "--head", "linear", "-O", "layers=weighted",

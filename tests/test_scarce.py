@@ -89,20 +89,20 @@ def test_train_records_the_fraction_and_warns_on_a_language_mismatch(tmp_path, c
 
     from test_train_eval import FAST, make_corpus
 
-    real_path, syn_path = make_corpus(tmp_path)
+    real_path, syn_path = make_corpus(tmp_path, per_class=6)
     for path, lang in ((real_path, "de"), (syn_path, "en")):
         recs = [{**json.loads(line), "language": lang} for line in path.read_text().splitlines()]
         path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     out = tmp_path / "run"
     proc = cli("train", real_path, "--synthetic", syn_path, "--strategy", "mix", "-O", "ratio=0.5", "--cv", "loso",
-               "--real-fraction", "0.5", "--out", out, *FAST, check=True)
+               "--real-fraction", "0.5", "--out", out, "--head", "mlp", *FAST, check=True)
     lines = [line for line in proc.stderr.splitlines() if "language" in line or "synthetic records are in" in line]
     assert len(lines) == 1 and "de" in lines[0] and "en" in lines[0]
     run = json.loads((out / "run.json").read_text())
     assert run["real_fraction"] == 0.5
     config = json.loads((out / "fold-00-seed-0" / "config.json").read_text())
     assert config["real_fraction"] == 0.5
-    # 4 training speakers of 3 emotions x 3 utterances, less the validation speaker, halved
-    assert config["counts"]["train"] < len(config["speakers"]["train"]) * 9
-    bad = cli("train", real_path, "--cv", "loso", "--real-fraction", "0", "--out", tmp_path / "bad", *FAST)
+    # each training speaker keeps 3 of the 6 utterances of each of its 3 emotions
+    assert config["counts"]["train"] == len(config["speakers"]["train"]) * 9
+    bad = cli("train", real_path, "--cv", "loso", "--real-fraction", "0", "--out", tmp_path / "bad", "--head", "mlp", *FAST)
     assert bad.returncode != 0 and "--real-fraction" in bad.stderr

@@ -105,7 +105,7 @@ def test_search_is_reproducible_and_its_choice_trains_the_job(tmp_path, corpus):
 def test_tune_goes_through_the_same_study(tmp_path, corpus):
     real, _ = corpus
     run = tmp_path / "run"
-    invoke("train", real, "--test-speakers", "spk1", "--tune", "lr=0.01,0.001", "--tune", "hidden=8,16",
+    invoke("train", real, "--test-speakers", "spk1", "--head", "mlp", "--tune", "lr=0.01,0.001", "--tune", "hidden=8,16",
            "--out", run, *ARGS)
     config = _config(run)
     assert config["search"]["sampler"] == "grid" and config["search"]["n_trials"] == 4

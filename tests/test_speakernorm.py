@@ -16,7 +16,7 @@ from sercli.features import FeatureStore
 from conftest import write_tone
 from test_train_eval import CLASSES, invoke, make_corpus
 
-ARGS = ["--epochs", "3", "--patience", "2", "--batch-size", "16", "-O", "hidden=16"]
+ARGS = ["--epochs", "3", "--patience", "2", "--batch-size", "16", "--head", "mlp", "-O", "hidden=16"]
 
 
 def _store(root: Path, speakers: dict[str, tuple[float, float, int]], seed: int = 0) -> list[dict]:

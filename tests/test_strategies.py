@@ -30,7 +30,7 @@ def data(tmp_path_factory):
 
 
 def trainer(**kw):
-    return Trainer(TrainConfig(head_options={"hidden": 16}, max_epochs=3, patience=2, batch_size=8, **kw), list(CLASSES))
+    return Trainer(TrainConfig(head="mlp", head_options={"hidden": 16}, max_epochs=3, patience=2, batch_size=8, **kw), list(CLASSES))
 
 
 def stages(t):
@@ -72,7 +72,7 @@ def test_curriculum_adds_short_synthetic_utterances_first(data):
             seen.append([r["duration"] for r, d in zip(train.records, train.domains) if d == 1])
             return super().fit(model, train, val, **kw)
 
-    spy = Spy(TrainConfig(head_options={"hidden": 8}, max_epochs=1), list(CLASSES))
+    spy = Spy(TrainConfig(head="mlp", head_options={"hidden": 8}, max_epochs=1), list(CLASSES))
     pl.create("strategy", "curriculum", {"stages": 3, "ratio": 1.0}).fit(spy, real, syn, val)
     assert spy.used["synthetic"] == len(syn)
     assert seen[0] == [] and len(seen[1]) < len(seen[2]) < len(seen[3]) == len(syn)
@@ -89,7 +89,7 @@ def test_mix_trains_on_ratio_times_real_synthetic_utterances(data):
                 seen.append([r["id"] for r, d in zip(train.records, train.domains) if d == 1])
                 return super().fit(model, train, val, **kw)
 
-        spy = Spy(TrainConfig(head_options={"hidden": 8}, max_epochs=1), list(CLASSES))
+        spy = Spy(TrainConfig(head="mlp", head_options={"hidden": 8}, max_epochs=1), list(CLASSES))
         pl.create("strategy", "mix", {"ratio": ratio}).fit(spy, real, syn, val)
         want = round(ratio * len(real))
         assert len(seen) == 1 and len(seen[0]) == len(set(seen[0])) == want == spy.used["synthetic"]
@@ -160,7 +160,7 @@ def test_strategies_note_the_synthetic_data_they_train_on(name, options, used, d
 
 def test_a_schedule_fixes_the_epochs_of_each_fit_call(data):
     real, syn, val = data
-    t = Trainer(TrainConfig(head_options={"hidden": 8}, max_epochs=9, patience=1), list(CLASSES), schedule=[2, 3])
+    t = Trainer(TrainConfig(head="mlp", head_options={"hidden": 8}, max_epochs=9, patience=1), list(CLASSES), schedule=[2, 3])
     pl.create("strategy", "transfer", {"ratio": "all"}).fit(t, real, syn, val)
     assert [h["epoch"] for h in t.history.epochs] == [0, 1, 0, 1, 2]
 
@@ -223,7 +223,7 @@ def val_ua(t, model, val):
 
 
 def strong():
-    return Trainer(TrainConfig(head_options={"hidden": 32}, max_epochs=30, patience=8, batch_size=16), list(CLASSES))
+    return Trainer(TrainConfig(head="mlp", head_options={"hidden": 32}, max_epochs=30, patience=8, batch_size=16), list(CLASSES))
 
 
 FIXED = {"mix": {"ratio": 1}, "adversarial": {"ratio": 1}, "curriculum": {"ratio": 1, "stages": 2},
@@ -278,7 +278,7 @@ def test_transfer_standardises_each_stage_with_its_own_data(tmp_path, one_torch_
             seen.append((model.mean.clone().numpy(), model.std.clone().numpy(), set(train.domains)))
             return super().fit(model, train, val, **kw)
 
-    t = Spy(TrainConfig(head_options={"hidden": 16}, max_epochs=4, patience=2), list(CLASSES))
+    t = Spy(TrainConfig(head="mlp", head_options={"hidden": 16}, max_epochs=4, patience=2), list(CLASSES))
     model = pl.create("strategy", "transfer", {"ratio": "all"}).fit(t, real, syn, val)
     (m1, s1, d1), (m2, s2, d2) = seen
     ms, ss = layer_stats(syn, seed=0)

@@ -9,6 +9,8 @@ import pytest
 
 from sercli.figures import chosen_epochs
 
+QUICK = ["--epochs", "4", "--patience", "2", "--batch-size", "16"]  # a few seconds a run
+
 
 def test_chosen_epoch_is_the_best_validation_ua_per_stage():
     h = [{"stage": "real", "val_UA": u, "val_loss": l} for u, l in ((0.5, 1.0), (0.7, 0.9), (0.7, 0.8), (0.6, 0.7))]
@@ -23,11 +25,11 @@ def test_tensorboard_tracker_writes_what_eventaccumulator_reads(cli, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from test_train_eval import FAST, invoke, make_corpus
+    from test_train_eval import invoke, make_corpus
 
     real, _ = make_corpus(tmp_path / "c")
     run = tmp_path / "run"
-    invoke("train", real, "--cv", "loso", "--out", run, *FAST)
+    invoke("train", real, "--cv", "loso", "--out", run, *QUICK)
     cli("track", run, "--tracker", "tensorboard", "--out", tmp_path / "tb", check=True)
     acc = EventAccumulator(str(tmp_path / "tb" / "run"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     acc.Reload()
@@ -47,3 +49,21 @@ def test_tensorboard_tracker_writes_what_eventaccumulator_reads(cli, tmp_path):
     # a tracker's options are validated like any plugin's
     bad = cli("track", run, "-O", "flush_secs=0", "--out", tmp_path / "tb2")
     assert bad.returncode == 1 and "flush_secs" in bad.stderr
+
+
+def test_train_with_a_tracker_writes_into_the_run(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from test_train_eval import invoke, make_corpus
+
+    real, _ = make_corpus(tmp_path / "c")
+    run = tmp_path / "run"
+    invoke("train", real, "--test-speakers", "spk3,spk4", "--tracker", "tensorboard", "-O", "tracker.flush_secs=5",
+           "--out", run, *QUICK)
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert acc.Scalars("test/UA")[0].value == pytest.approx(metrics["jobs"][0]["UA"], abs=1e-6)
+    history = json.loads((run / "history.json").read_text())
+    assert len(acc.Scalars("job/train_loss")) == len(history)

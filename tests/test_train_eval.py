@@ -15,7 +15,7 @@ from sercli.errors import SercliError
 from sercli.features import FeatureStore
 
 CLASSES = ("angry", "happy", "sad")
-FAST = ["--epochs", "4", "--patience", "2", "-O", "hidden=16", "--batch-size", "16"]
+FAST = ["--epochs", "4", "--patience", "2", "--head", "mlp", "-O", "hidden=16", "--batch-size", "16"]
 
 
 def make_corpus(root: Path, n_speakers: int = 5, per_class: int = 3, n_synthetic: int = 12, seed: int = 0):
@@ -152,7 +152,7 @@ def test_sweep_and_compare(tmp_path, corpus):
 def test_tune_chooses_by_validation(tmp_path, corpus):
     real, _ = corpus
     out = tmp_path / "run"
-    invoke("train", real, "--test-speakers", "spk1", "--tune", "hidden=8,16", "--tune", "lr=0.01,0.001",
+    invoke("train", real, "--test-speakers", "spk1", "--head", "mlp", "--tune", "hidden=8,16", "--tune", "lr=0.01,0.001",
            "--out", out, "--epochs", "3", "--patience", "2")
     config = json.loads((out / "config.json").read_text())
     trials = config["tuning"]
@@ -188,7 +188,7 @@ def test_predict_extracts_like_training(tmp_path):
 def test_refit_and_head_variants(tmp_path, corpus):
     real, _ = corpus
     out = tmp_path / "run"
-    invoke("train", real, "--test-speakers", "spk1", "--refit", "-O", "pool=mean+std", "-O", "hidden=0",
+    invoke("train", real, "--test-speakers", "spk1", "--refit", "--head", "mlp", "-O", "pool=mean+std", "-O", "hidden=0",
            "--out", out, "--epochs", "3", "--patience", "3")
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["refit"] and config["head"]["options"] == {"pool": "mean+std", "hidden": 0, "dropout": 0.2}

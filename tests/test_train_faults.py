@@ -18,7 +18,7 @@ import pytest
 from conftest import run_cli
 from test_train_eval import make_corpus
 
-FAST = ["--epochs", "3", "--patience", "2", "-O", "hidden=8", "--batch-size", "16"]
+FAST = ["--epochs", "3", "--patience", "2", "--head", "mlp", "-O", "hidden=8", "--batch-size", "16"]
 
 
 def read(path: Path) -> list[dict]:
@@ -176,7 +176,7 @@ def test_train_never_mixes_into_an_existing_run(tmp_path, corpus, runs):
 def test_concurrent_and_killed_trains(tmp_path, corpus):
     real, _, _ = corpus
     out = tmp_path / "run"
-    slow = ["--cv", "loso", "--seeds", "0,1,2,3", "--epochs", "200", "--patience", "200", "-O", "hidden=8"]
+    slow = ["--cv", "loso", "--seeds", "0,1,2,3", "--epochs", "200", "--patience", "200", "--head", "mlp", "-O", "hidden=8"]
     first = subprocess.Popen([sys.executable, "-m", "sercli", "train", real, "--out", out, *slow],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

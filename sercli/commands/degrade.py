@@ -25,7 +25,12 @@ def degrade(
     seed: Seed = 0,
 ) -> None:
     """Write a degraded copy of each record's audio and a record for it (same fields, new id,
-    audio and provenance). Seeded per utterance; resumable: records already in -o are kept."""
+    audio and provenance). Seeded per utterance; resumable: records already in -o are kept.
+
+    Examples:
+      sercli degrade synth.jsonl -d noisy/ --snr 20 --reverb 0.3 -o noisy.jsonl
+      sercli degrade synth.jsonl -d phone/ --band 300-3400 -o phone.jsonl
+    """
     from sercli import degrade as dg
     from sercli.synth import check_audio_dir
 

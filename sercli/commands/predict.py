@@ -47,6 +47,9 @@ def predict(
 ) -> None:
     """Print one JSON record per input: predicted emotion and the class probabilities.
 
+    With -o FILE.csv (or --csv) the predictions are a CSV table instead: the input's fields
+    (id, emotion...), predicted, then one p_LABEL probability column per class.
+
     Examples:
       sercli predict runs/mix a.wav b.wav
       sercli predict runs/loso feats.jsonl --job fold-00-seed-0 -o preds.csv

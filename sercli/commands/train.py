@@ -12,7 +12,7 @@ import typer
 from sercli import plugins as pl
 from sercli.base import parse_option_pairs
 from sercli.errors import SercliError
-from sercli.log import console, info
+from sercli.log import info, show
 from sercli.options import Device, Inputs
 
 
@@ -83,6 +83,18 @@ def _route_options(pairs: list[str] | None, head: str, strategy: str) -> tuple[d
     return routed["head"], routed["strategy"]
 
 
+# `train --help` in groups (sercli.cli sets each option's rich_help_panel from this)
+HELP_PANELS = {
+    "Data": ("synthetic", "classes", "test", "real_fraction"),
+    "Protocol": ("cv", "seeds", "test_speakers", "val_speakers", "val_fraction", "allow_speaker_overlap"),
+    "Model": ("head", "strategy", "option", "sweep", "norm"),
+    "Training": ("epochs", "patience", "lr", "weight_decay", "batch_size", "balanced", "standardize", "tune",
+                 "search", "refit"),
+    "Fine-tuning (audio records)": ("finetune", "finetune_mode", "finetune_layers", "lora_rank", "backbone_lr"),
+    "Output and resources": ("out", "overwrite", "tracker", "jobs", "threads", "device"),
+}
+
+
 def train(
     inputs: Inputs,
     out: Annotated[Path, typer.Option("--out", help="Run folder for the models and reports.")],
@@ -93,12 +105,12 @@ def train(
     head: Annotated[
         Optional[str],
         typer.Option("--head", help="Head plugin (default: sercli's recommended head; config.json names it). "
-                     "`sercli plugins --json` lists each head's options; set them with -O KEY=VALUE."),
+                     "`sercli plugins NAME` lists a head's options; set them with -O KEY=VALUE."),
     ] = None,
     option: Annotated[
         Optional[list[str]],
-        typer.Option("--option", "-O", help="Head or strategy option KEY=VALUE (repeatable); head.KEY or strategy.KEY "
-                     "when both have KEY."),
+        typer.Option("--option", "-O", help="Head, strategy or tracker option KEY=VALUE (repeatable); head.KEY or "
+                     "strategy.KEY when both have KEY, tracker.KEY for --tracker. `sercli plugins NAME` lists them."),
     ] = None,
     sweep: Annotated[
         Optional[list[str]],
@@ -123,6 +135,8 @@ def train(
         Optional[str], typer.Option("--val-speakers", help="Validation speakers (without --cv; default: ~20% of the speakers).")
     ] = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.05, max=0.5, help="Share of training speakers for validation.")] = 0.2,
+    real_fraction: Annotated[float, typer.Option("--real-fraction", help="Keep this share of each training part's real data "
+                             "(seeded, speaker x emotion stratified; validation and test parts untouched).")] = 1.0,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Emotions to learn (default: all).")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="At most this many epochs (per stage).")] = 60,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = 10,
@@ -141,12 +155,14 @@ def train(
                           "learning rate and weight decay (scored on the fold's validation part; 0: none).")
     ] = 0,
     norm: Annotated[
-        str, typer.Option("--norm", help="none, or speaker: standardise features per speaker (test speakers from their "
-                          "own unlabelled utterances).")
-    ] = "none",
+        str, typer.Option("--norm", help="speaker: standardise features per speaker (test speakers from their own "
+                          "unlabelled utterances); none; auto (default): speaker when every record has a speaker with "
+                          "enough utterances and no --finetune, else none.")
+    ] = "auto",
     refit: Annotated[
-        bool, typer.Option("--refit/--no-refit", help="After early stopping, retrain on training + validation data for the epochs found.")
-    ] = False,
+        Optional[bool], typer.Option("--refit/--no-refit", help="After early stopping, retrain on training + validation "
+                                     "data for the epochs found (default: on, off with --finetune).")
+    ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for training (per job).")] = 1,
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, help="Train this many folds x seeds at once (worker processes; same numbers).")
@@ -170,6 +186,10 @@ def train(
     backbone_lr: Annotated[
         Optional[float], typer.Option("--backbone-lr", help="Learning rate of the encoder (default 1e-4 lora, 5e-5 top; --lr is the head's).")
     ] = None,
+    tracker: Annotated[
+        Optional[str], typer.Option("--tracker", help="Also send the run to this experiment tracker (e.g. tensorboard: "
+                                    "RUN/tensorboard/); its options: -O tracker.KEY=VALUE.")
+    ] = None,
     device: Device = "cpu",
 ) -> None:
     """Train a head; the run folder then feeds `sercli eval` and `sercli predict`.
@@ -179,10 +199,19 @@ def train(
     from its training speakers; the test fold is never used for any choice. The run is built
     in a temporary folder next to --out and appears there only when complete; an existing
     --out is refused unless --overwrite is given.
+
+    Examples:
+      sercli train feats.jsonl --test-speakers 03,08 --out runs/real
+      sercli train feats.jsonl --synthetic synth.jsonl --strategy mix --cv loso
+        --seeds 0,1,2 --out runs/mix
+      sercli train feats.jsonl --cv loso --head mlp -O hidden=64 --out runs/mlp
+      sercli train audio.jsonl --finetune wavlm-base-plus --cv loso --out runs/ft
+      sercli train feats.jsonl --cv loso --tracker tensorboard --out runs/tb
     """
     from sercli.records import read_many
     from sercli.runfolder import check_target
     from sercli.runs import select_labels
+    from sercli.scarce import check_fraction
     from sercli.train import DEFAULT_HEAD, TrainConfig, check_frames
 
     head = head or DEFAULT_HEAD
@@ -190,16 +219,22 @@ def train(
     check_target(out, overwrite)  # again under the lock, before the run is put in place
 
     tuned = _finetune(finetune, finetune_mode, finetune_layers, lora_rank, backbone_lr, norm)
+    refit = (not tuned) if refit is None else refit
     needed = ("emotion", "audio") if tuned else ("emotion", "features")
     real = read_many(inputs, required=needed)
     if not real:
         raise SercliError(f"{', '.join(inputs)}: no records to train on")
     synth = read_many(synthetic or [], required=needed)
     labels, real = select_labels(real, _split(classes))
-    head_options, options = _route_options(option, head, strategy)
+    tracking = _tracker(tracker, option)
+    head_options, options = _route_options([o for o in option or [] if not o.startswith("tracker.")], head, strategy)
     swept = _value_lists(sweep, "--sweep")
     variants, names = _variants(strategy, options, swept)
     folds, protocol = _folds(real, labels, cv, _split(test_speakers), _split(val_speakers), test, allow_speaker_overlap)
+    if norm == "auto":
+        from sercli.speakernorm import auto_norm
+
+        norm = auto_norm(real + synth + [r for f in folds for r in f.test], tuned is not None)
     cfg = TrainConfig(
         head=head, head_options=head_options, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
         max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
@@ -209,11 +244,25 @@ def train(
     base = dict(
         labels=labels, folds=folds, seeds=seed_list, strategy=strategy, cfg=cfg, protocol=protocol,
         synthetic=synth, tune=_tune_grid(tune, head, cfg.head_options), val_fraction=val_fraction,
+        real_fraction=check_fraction(real_fraction),
         inputs=list(inputs) + list(synthetic or []) + list(test or []),
         allow_speaker_overlap=allow_speaker_overlap,
     )
-    _train_runs(base, options, swept, variants, names, out, overwrite, jobs)
+    _train_runs(base, options, swept, variants, names, out, overwrite, jobs, tracking)
     info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
+
+
+def _tracker(name: str | None, option: list[str] | None):
+    """The --tracker plugin with its -O tracker.KEY=VALUE options (checked before training)."""
+    from sercli import plugins
+    from sercli.base import parse_option_pairs
+
+    pairs = [o.partition(".")[2] for o in option or [] if o.startswith("tracker.")]
+    if name is None:
+        if pairs:
+            raise SercliError("-O tracker.KEY=VALUE needs --tracker NAME")
+        return None
+    return plugins.create("tracker", name, parse_option_pairs(pairs))
 
 
 def _finetune(backbone, mode, layers, rank, backbone_lr, norm) -> dict[str, Any] | None:
@@ -222,7 +271,7 @@ def _finetune(backbone, mode, layers, rank, backbone_lr, norm) -> dict[str, Any]
         return None
     from sercli import finetune as ft
 
-    if norm != "none":
+    if norm == "speaker":
         raise SercliError("--norm speaker standardises stored features: it does not go with --finetune")
     spec = ft.parse({"backbone": backbone, "mode": mode, "layers": layers, "lora_rank": rank, "backbone_lr": backbone_lr})
     ft.backbone_for(spec)
@@ -278,7 +327,7 @@ def _folds(real, labels, cv, test_speakers, val_speakers, test, allow_speaker_ov
     return [fold], "holdout"
 
 
-def _train_runs(base, options, swept, variants, names, out: Path, overwrite: bool, jobs: int) -> None:
+def _train_runs(base, options, swept, variants, names, out: Path, overwrite: bool, jobs: int, tracking=None) -> None:
     """Train (one run, or one per --sweep value), evaluate the test parts, put the folder in place."""
     from sercli.commands.tables import aggregate_table, compare_table, wide_console
     from sercli.evaluate import compare, evaluate_jobs
@@ -301,13 +350,25 @@ def _train_runs(base, options, swept, variants, names, out: Path, overwrite: boo
                                                where=lambda job: run_dir if job.name == "." else run_dir / job.name)
                 title = f"{out.name}/{name}" if swept else out.name
                 write_evaluation(run_dir, evaluated, agg, title=f"{title}: pooled test predictions")
+                from sercli.report import write_layer_weights
+
+                write_layer_weights(run_dir, run_dir / "layer_weights.png")
+            if tracking is not None:  # inside the run, from what it holds (sercli.tracking)
+                from sercli.tracking import track
+
+                track(tracking, run_dir, run_dir / tracking.name)
             results.append((name or str(out), agg))
             if agg is not None and not swept:
-                console.print(aggregate_table(agg, title=f"{strategy} on the test folds of {out}"))
+                show(aggregate_table(agg, title=f"{strategy} on the test folds of {out}"))
         if swept:
             write_sweep(build, swept, names)
     if swept and all(agg is not None for _, agg in results):
-        wide_console().print(compare_table(compare(results)))
+        from sercli.commands.tables import describe_run
+
+        rows = compare(results)
+        for row, name in zip(rows, names):
+            row.update(describe_run(out / name))
+        show(compare_table(rows), wide_console())
 
 
 def _sweep_name(values: dict[str, str]) -> str:
