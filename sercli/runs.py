@@ -108,6 +108,30 @@ def plan_splits(plan: Plan) -> Splits:
     return splits
 
 
+def resolve_norm(plan: Plan) -> str:
+    """What ``--norm auto`` (train's default) means for this plan: "speaker" when every part of
+    every fold x seed (and the synthetic data) can be normalised speaker by speaker, and the
+    features are stored (no fine-tuning); else "none". One info line says which, and why."""
+    from sercli.speakernorm import TooFewUtterances
+
+    if plan.cfg.finetune:
+        return "none"
+    try:
+        if plan.synthetic:
+            speakers_of(plan.synthetic, "--synthetic")
+        for fold in plan.folds:
+            speakers_of(fold.test, f"{fold.name} test part")
+            for seed in plan.seeds:
+                train, val = split_val(fold, plan.val_fraction, seed)
+                speakers_of(keep_fraction(train, plan.real_fraction, seed), f"{fold.name} training part")
+                speakers_of(val, f"{fold.name} validation part")
+    except TooFewUtterances as exc:
+        info(f"--norm auto: none ({str(exc).split(', --norm')[0].split('; --norm')[0]})")
+        return "none"
+    info("--norm auto: speaker (each speaker's features standardised with its own statistics; --norm none: off)")
+    return "speaker"
+
+
 def job_name(fold: Fold, seed: int) -> str:
     return safe_name(f"{fold.name}-seed-{seed}")
 

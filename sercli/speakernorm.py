@@ -28,27 +28,8 @@ Record = dict[str, Any]
 Stats = tuple[np.ndarray, np.ndarray]  # (mean, std), each (layers, dim) float32
 
 
-def auto_norm(records: Sequence[Record], finetune: bool) -> str:
-    """What ``--norm auto`` (train's default) resolves to: "speaker" when every record has a
-    speaker with at least MIN_UTTERANCES records and features are stored (no fine-tuning),
-    else "none"; one info line says which, and why."""
-    from sercli.log import info
-
-    if finetune:
-        return "none"
-    counts: dict[str, int] = {}
-    for rec in records:
-        spk = rec.get("speaker")
-        if spk is None or str(spk) == "":
-            info(f"--norm auto: none (record {rec.get('id')!r} has no speaker)")
-            return "none"
-        counts[str(spk)] = counts.get(str(spk), 0) + 1
-    few = sorted(spk for spk, n in counts.items() if n < MIN_UTTERANCES)
-    if few:
-        info(f"--norm auto: none (speaker {few[0]!r} has fewer than {MIN_UTTERANCES} utterances)")
-        return "none"
-    info("--norm auto: speaker (each speaker's features standardised with its own statistics; --norm none: off)")
-    return "speaker"
+class TooFewUtterances(SercliError):
+    """A part cannot be normalised speaker by speaker (``--norm auto`` then falls back to none)."""
 
 
 def speakers_of(records: Sequence[Record], where: str) -> list[str]:
@@ -58,7 +39,7 @@ def speakers_of(records: Sequence[Record], where: str) -> list[str]:
     for rec in records:
         spk = rec.get("speaker")
         if spk is None or str(spk) == "":
-            raise SercliError(f"{where}: record {rec.get('id')!r} has no speaker; --norm speaker standardises "
+            raise TooFewUtterances(f"{where}: record {rec.get('id')!r} has no speaker; --norm speaker standardises "
                               "each speaker's features: give every record a speaker field")
         speakers.append(str(spk))
     counts: dict[str, int] = {}
@@ -66,7 +47,7 @@ def speakers_of(records: Sequence[Record], where: str) -> list[str]:
         counts[spk] = counts.get(spk, 0) + 1
     for spk, n in counts.items():
         if n < MIN_UTTERANCES:
-            raise SercliError(f"{where}: speaker {spk!r} has {n} utterance{'s' * (n != 1)}, --norm speaker needs "
+            raise TooFewUtterances(f"{where}: speaker {spk!r} has {n} utterance{'s' * (n != 1)}, --norm speaker needs "
                               f"at least {MIN_UTTERANCES} per speaker: give more of them, or leave out --norm speaker")
     return speakers
 

@@ -25,7 +25,7 @@ from sercli.model import HeadModule
 
 # The head `sercli train` uses without --head (a name of the "head" plugin family).
 DEFAULT_HEAD = "linear"
-NORMS = ("none", "speaker")  # the command line also takes "auto" (sercli.speakernorm.auto_norm)
+NORMS = ("none", "speaker", "auto")  # auto: resolved before training (sercli.runs.resolve_norm)
 
 
 @dataclass

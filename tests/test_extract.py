@@ -153,7 +153,7 @@ def test_extract_all_layers_then_train_and_eval(tiny, tmp_path):
             "--pool", "mean", "-o", feats, check=True)
     assert all(json.loads(line)["features"]["shape"] == [3, 1, 32] for line in feats.read_text().splitlines())
     run = tmp_path / "run"
-    run_cli("train", feats, "--out", run, "--test-speakers", "s4", "--epochs", "30", "--patience", "30", check=True)
+    run_cli("train", feats, "--out", run, "--test-speakers", "s4", "--head", "mlp", "--epochs", "30", "--patience", "30", check=True)
     config = json.loads((run / "config.json").read_text())
     assert config["head"]["num_layers"] == 3 and config["features"]["layer_names"] == ["0", "1", "2"]
     from safetensors.numpy import load_file

@@ -163,7 +163,7 @@ def trained(tmp_path_factory):
     real, good, bad = feature_records(root)
     run = root / "run"
     invoke("train", write(root / "real.jsonl", real), "--out", run, "--test-speakers", "spk4",
-           "--epochs", "30", "--patience", "10", "--head", "mlp", "-O", "hidden=16", "--batch-size", "16")
+           "--epochs", "30", "--patience", "10", "--head", "mlp", "-O", "hidden=16", "--batch-size", "16", "--norm", "none")
     return root, run, good, bad
 
 

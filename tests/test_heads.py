@@ -241,7 +241,7 @@ def test_tune_takes_the_head_options(frames, tmp_path):
     with pytest.raises(SercliError, match="pool"):
         invoke("train", frames, "--tune", "pool=mean,max", "--out", tmp_path / "bad", *FAST)
     with pytest.raises(SercliError, match="not tunable.*hidden"):
-        invoke("train", frames, "--tune", "layers=concat", "--out", tmp_path / "bad", *FAST)  # an option of linear
+        invoke("train", frames, "--head", "mlp", "--tune", "layers=concat", "--out", tmp_path / "bad", *FAST)  # linear's
 
 
 def test_a_frame_level_head_refuses_utterance_features(utterances, frames, tmp_path):

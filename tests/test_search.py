@@ -34,7 +34,7 @@ def test_choose_is_seeded_and_keeps_the_first_best_trial():
         return score, {"val_loss": 1 - score}, ("kept", cfg.lr)
 
     space = {"lr": (1e-4, 1e-2, "log"), "hidden": [8, 16]}
-    runs = [choose(TrainConfig(), fit, n_trials=6, search_space=space, seed=s) for s in (4, 4, 5)]
+    runs = [choose(TrainConfig(head="mlp"), fit, n_trials=6, search_space=space, seed=s) for s in (4, 4, 5)]
     first, again, other = runs
     assert first.params == again.params and first.trials == again.trials  # same seed, same study
     assert [t["lr"] for t in other.trials] != [t["lr"] for t in first.trials]  # another seed samples elsewhere
@@ -43,11 +43,11 @@ def test_choose_is_seeded_and_keeps_the_first_best_trial():
     assert first.cfg.lr == best["lr"] and first.cfg.head_options["hidden"] == best["hidden"]
     assert first.kept == ("kept", best["lr"]) and first.method["chosen"] == first.params
     # a grid tries every combination once
-    grid = choose(TrainConfig(), fit, grid={"lr": [1e-3, 1e-2], "hidden": [8, 16]}, seed=0)
+    grid = choose(TrainConfig(head="mlp"), fit, grid={"lr": [1e-3, 1e-2], "hidden": [8, 16]}, seed=0)
     assert sorted((t["lr"], t["hidden"]) for t in grid.trials) == [(1e-3, 8), (1e-3, 16), (1e-2, 8), (1e-2, 16)]
     assert grid.params["lr"] == 1e-3 and grid.method["sampler"] == "grid"
     with pytest.raises(SercliError, match="either --search N or --tune"):
-        choose(TrainConfig(), fit, grid={"lr": [1e-3]}, n_trials=2)
+        choose(TrainConfig(head="mlp"), fit, grid={"lr": [1e-3]}, n_trials=2)
 
 
 def test_search_never_sees_the_test_fold(tmp_path, corpus, monkeypatch):
@@ -80,7 +80,7 @@ def test_search_is_reproducible_and_its_choice_trains_the_job(tmp_path, corpus):
     real, _ = corpus
     runs = [tmp_path / "a", tmp_path / "b"]
     for run in runs:
-        invoke("train", real, "--cv", "kfold:2", "--search", "4", "--out", run, *ARGS)
+        invoke("train", real, "--cv", "kfold:2", "--search", "4", "--head", "mlp", "--out", run, *ARGS)
     for fold in ("fold-00-seed-0", "fold-01-seed-0"):
         first, second = (_config(run / fold) for run in runs)
         assert first["search"] == second["search"] and first["tuning"] == second["tuning"]

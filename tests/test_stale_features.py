@@ -98,7 +98,7 @@ def test_a_damaged_store_is_named(tmp_path):
 
     real, _ = make_corpus(tmp_path / "c")
     run = tmp_path / "run"
-    run_cli("train", real, "--test-speakers", "spk0", "--out", run, "--epochs", "2", "--hidden", "8", check=True)
+    run_cli("train", real, "--test-speakers", "spk0", "--out", run, "--epochs", "2", "--head", "mlp", "-O", "hidden=8", check=True)
     store = tmp_path / "c" / "store"
     shard = store / "shard-00000.safetensors"
     good = shard.read_bytes()

@@ -145,7 +145,7 @@ def test_sweep_and_compare(tmp_path, corpus):
     invoke("train", real, "--cv", "kfold:2", "--out", tmp_path / "base", *FAST)
     result = invoke("eval", "--compare", tmp_path / "base", out)
     rows = json.loads(result.stdout.strip().splitlines()[-1])["runs"]
-    assert [r["strategy"] for r in rows] == ["real-only", "mix", "mix (ratio=1.0)"]  # defaults not shown
+    assert [r["strategy"] for r in rows] == ["real-only", "mix (ratio=0.5)", "mix (ratio=1.0)"]  # ratio=auto is the default
     assert rows[1]["vs_first"]["n_folds"] == 2 and "wilcoxon_p" in rows[1]["vs_first"]
 
 

@@ -231,10 +231,6 @@ def train(
     swept = _value_lists(sweep, "--sweep")
     variants, names = _variants(strategy, options, swept)
     folds, protocol = _folds(real, labels, cv, _split(test_speakers), _split(val_speakers), test, allow_speaker_overlap)
-    if norm == "auto":
-        from sercli.speakernorm import auto_norm
-
-        norm = auto_norm(real + synth + [r for f in folds for r in f.test], tuned is not None)
     cfg = TrainConfig(
         head=head, head_options=head_options, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
         max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
@@ -335,6 +331,12 @@ def _train_runs(base, options, swept, variants, names, out: Path, overwrite: boo
     from sercli.runs import Plan, plan_splits, run_plan
 
     strategy = base["strategy"]
+    if base["cfg"].norm == "auto":
+        from dataclasses import replace
+
+        from sercli.runs import resolve_norm
+
+        base["cfg"] = replace(base["cfg"], norm=resolve_norm(Plan(strategy_options=options, **base)))
     base["splits"] = plan_splits(Plan(strategy_options=options, **base))  # refusals before any training
     results = []
     with staged(out, overwrite=overwrite) as build:
