@@ -73,7 +73,7 @@ def predict(
     if speaker_norm:  # before any audio is read
         from sercli.speakernorm import speakers_of
 
-        speakers_of(records, "the model normalises each speaker's features (norm: speaker)")
+        speakers_of(records, "this run standardises each speaker's features (norm: speaker; a run trained with --norm none classifies single files)")
     if is_finetuned(config):  # a fine-tuned encoder is part of the model: it reads the audio
         todo, failed, arrays = _audio(records, meta)
     else:
