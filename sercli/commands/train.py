@@ -10,77 +10,13 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sercli import plugins as pl
-from sercli.base import parse_option_pairs
+from sercli.commands.train_options import route_options as _route_options
+from sercli.commands.train_options import split as _split
+from sercli.commands.train_options import tune_grid as _tune_grid
+from sercli.commands.train_options import value_lists as _value_lists
 from sercli.errors import SercliError
 from sercli.log import info, show
 from sercli.options import Device, Inputs
-
-
-def _split(text: Optional[str]) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()] if text else []
-
-
-def _value_lists(pairs: list[str] | None, what: str) -> dict[str, list[str]]:
-    """``["lr=1e-3,3e-4"]`` -> ``{"lr": ["1e-3", "3e-4"]}``."""
-    out = {}
-    for key, value in parse_option_pairs(pairs).items():
-        values = _split(value)
-        if not values:
-            raise SercliError(f"{what} {key}=: expected comma-separated values")
-        out[key] = values
-    return out
-
-
-def _tune_grid(pairs: list[str] | None, head: str, head_options: dict[str, Any]) -> dict[str, list[Any]]:
-    """--tune KEY=V1,V2: a trainer key (typed as TrainConfig's field) or an option of the head
-    (each value checked by the head's Options, with the other -O options)."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from sercli.base import validate_options
-    from sercli.train import TUNABLE, TrainConfig, tunable
-
-    types = {"int": int, "float": float, "bool": bool, "str": str}
-    head_cls = pl.get_class("head", head)
-    grid = {}
-    for key, values in _value_lists(pairs, "--tune").items():
-        if key in TUNABLE:
-            kind = types[TrainConfig.__dataclass_fields__[key].type]
-            try:
-                grid[key] = [TypeAdapter(kind).validate_python(v) for v in values]
-            except ValidationError:
-                raise SercliError(f"--tune {key}={','.join(values)}: expected {kind.__name__} values") from None
-        elif key in head_cls.Options.model_fields:
-            try:
-                grid[key] = [validate_options(head_cls, {**head_options, key: v}, f"head {head!r}").model_dump(
-                    mode="json")[key] for v in values]
-            except SercliError as exc:
-                raise SercliError(f"--tune {key}={','.join(values)}: {exc}") from None
-        else:
-            raise SercliError(f"--tune {key}: not tunable (tunable: {', '.join(tunable(head))})")
-    return grid
-
-
-def _route_options(pairs: list[str] | None, head: str, strategy: str) -> tuple[dict[str, str], dict[str, str]]:
-    """-O KEY=VALUE -> (head options, strategy options): ``head.KEY`` and ``strategy.KEY`` say
-    which; a bare KEY goes to the one whose Options has it."""
-    fields = {"head": pl.get_class("head", head).Options.model_fields,
-              "strategy": pl.get_class("strategy", strategy).Options.model_fields}
-    routed: dict[str, dict[str, str]] = {"head": {}, "strategy": {}}
-    for key, value in parse_option_pairs(pairs).items():
-        family, dot, name = key.partition(".")
-        if dot and family in routed:
-            routed[family][name] = value
-            continue
-        owners = [f for f in routed if key in fields[f]]
-        if len(owners) == 2:
-            raise SercliError(f"-O {key}: both head {head!r} and strategy {strategy!r} have this option: "
-                              f"use head.{key} or strategy.{key}")
-        if not owners:
-            listed = "; ".join(f"{f} {name!r}: {', '.join(fields[f]) or 'none'}"
-                               for f, name in (("head", head), ("strategy", strategy)))
-            raise SercliError(f"-O {key}: no such option ({listed})")
-        routed[owners[0]][key] = value
-    return routed["head"], routed["strategy"]
 
 
 # `train --help` in groups (sercli.cli sets each option's rich_help_panel from this)
