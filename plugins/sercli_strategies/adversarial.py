@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sercli.api import Options, Strategy, need_synthetic
-from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, Ratio, Ratios, fit_amount, provenance_with_choice, take
+from sercli.api import Options
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
@@ -38,10 +38,9 @@ def _grad_reverse():
     return GradReverse
 
 
-class Adversarial(Strategy):
+class Adversarial(AmountStrategy):
     name = "adversarial"
     description = "DANN: real-vs-synthetic domain classifier behind a gradient-reversal layer."
-    chosen = None
 
     class Options(Options):
         ratio: Ratio = Field("auto", description=RATIO_HELP)
@@ -54,12 +53,6 @@ class Adversarial(Strategy):
         """Ganin's schedule: 0 at the start, rising to max_lambda (p = training progress)."""
         p = epoch / max(epochs - 1, 1)
         return self.options.max_lambda * (2.0 / (1.0 + math.exp(-self.options.gamma * p)) - 1.0)
-
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
-        if self.options.ratio != 0:
-            need_synthetic(synthetic, self.name)
-        return fit_amount(self, trainer, real, synthetic, val,
-                          lambda trainer, ratio: self.train(trainer, real, take(real, synthetic, ratio, trainer.cfg.seed), val, ratio))
 
     def train(self, trainer: TrainerAPI, real: Examples, used: Examples, val: Examples, ratio) -> HeadModule:
         import numpy as np
@@ -88,6 +81,3 @@ class Adversarial(Strategy):
 
         return trainer.fit(model, train, val, hooks=FitHooks(extra=domain, extra_loss=domain_loss),
                            stage=f"adversarial(ratio={ratio})")
-
-    def provenance(self) -> dict:
-        return provenance_with_choice(self, super().provenance())

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Union
 
 from pydantic import AfterValidator
 
-from sercli.api import SercliError, info, sample_synthetic
+from sercli.api import SercliError, Strategy, info, need_synthetic, sample_synthetic
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
@@ -111,3 +111,24 @@ def provenance_with_choice(strategy, base: dict[str, Any]) -> dict[str, Any]:
     """The strategy's provenance, with the amount chosen for this fold when ratio=auto chose one."""
     chosen = getattr(strategy, "chosen", None)
     return {**base, "chosen": chosen} if chosen else base
+
+
+class AmountStrategy(Strategy):
+    """A strategy that trains on an amount of synthetic data, its ``ratio`` option (``auto``:
+    chosen per fold by ``fit_amount``). A subclass defines ``train(trainer, real, used, val,
+    ratio)``: one training on the real data and the synthetic examples ``used``."""
+
+    chosen = None
+
+    def fit(self, trainer: "TrainerAPI", real: "Examples", synthetic: "Examples", val: "Examples") -> "HeadModule":
+        if self.options.ratio != 0:
+            need_synthetic(synthetic, self.name)
+        return fit_amount(self, trainer, real, synthetic, val, lambda trainer, ratio: self.train(
+            trainer, real, take(real, synthetic, ratio, trainer.cfg.seed), val, ratio))
+
+    def train(self, trainer: "TrainerAPI", real: "Examples", used: "Examples", val: "Examples",
+              ratio: float | str) -> "HeadModule":
+        raise NotImplementedError
+
+    def provenance(self) -> dict:
+        return provenance_with_choice(self, super().provenance())

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sercli.api import Options, Strategy, need_synthetic
-from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, Ratio, Ratios, fit_amount, provenance_with_choice, take
+from sercli.api import Options, Strategy
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
@@ -23,27 +23,16 @@ class RealOnly(Strategy):
         return trainer.fit(model, real, val, stage="real")
 
 
-class Mix(Strategy):
+class Mix(AmountStrategy):
     name = "mix"
     description = ("Random mixing: add synthetic utterances at a synthetic:real ratio (paper: 1:2), "
                    "by default the best of 0, 0.5 and 1 on each fold's validation part.")
-    chosen = None
 
     class Options(Options):
         ratio: Ratio = Field("auto", description=RATIO_HELP)
         ratios: Ratios = Field("0,0.5,1", description=RATIOS_HELP)
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
-        if self.options.ratio != 0:
-            need_synthetic(synthetic, self.name)
-
-        def train(trainer, ratio):
-            used = take(real, synthetic, ratio, trainer.cfg.seed)
-            trainer.note_used(synthetic=used)
-            data = real + used
-            return trainer.fit(trainer.new_model(data), data, val, stage=f"mix(ratio={ratio})")
-
-        return fit_amount(self, trainer, real, synthetic, val, train)
-
-    def provenance(self) -> dict:
-        return provenance_with_choice(self, super().provenance())
+    def train(self, trainer: TrainerAPI, real: Examples, used: Examples, val: Examples, ratio) -> HeadModule:
+        trainer.note_used(synthetic=used)
+        data = real + used
+        return trainer.fit(trainer.new_model(data), data, val, stage=f"mix(ratio={ratio})")

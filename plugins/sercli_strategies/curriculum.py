@@ -11,17 +11,16 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from sercli.api import Options, Strategy, need_synthetic
-from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, Ratio, Ratios, fit_amount, provenance_with_choice, take
+from sercli.api import Options
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
 
 
-class Curriculum(Strategy):
+class Curriculum(AmountStrategy):
     name = "curriculum"
     description = "Real data first, then synthetic data added in stages from easy to hard (length or confidence)."
-    chosen = None
 
     class Options(Options):
         order: Literal["length", "confidence"] = Field("length", description="What makes an utterance easy.")
@@ -32,13 +31,7 @@ class Curriculum(Strategy):
         ratio: Ratio = Field("auto", description=RATIO_HELP + " All of it is in by the last stage.")
         ratios: Ratios = Field("0,0.5,1", description=RATIOS_HELP)
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
-        if self.options.ratio != 0:
-            need_synthetic(synthetic, self.name)
-        return fit_amount(self, trainer, real, synthetic, val,
-                          lambda trainer, ratio: self.train(trainer, real, take(real, synthetic, ratio, trainer.cfg.seed), val))
-
-    def train(self, trainer: TrainerAPI, real: Examples, pool: Examples, val: Examples) -> HeadModule:
+    def train(self, trainer: TrainerAPI, real: Examples, pool: Examples, val: Examples, ratio) -> HeadModule:
         import numpy as np
 
         trainer.note_used(synthetic=pool)  # the last stage trains on all of it
@@ -58,6 +51,3 @@ class Curriculum(Strategy):
             train = real + pool.subset(order[:upto])
             trainer.fit(model, train, val, stage=f"stage {k}/{self.options.stages}", max_epochs=epochs)
         return model
-
-    def provenance(self) -> dict:
-        return provenance_with_choice(self, super().provenance())

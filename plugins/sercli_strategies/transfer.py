@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Optional
 
 from pydantic import Field
 
-from sercli.api import Options, Strategy, need_synthetic
-from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, Ratio, Ratios, fit_amount, provenance_with_choice, take
+from sercli.api import Options
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
@@ -31,10 +31,9 @@ def restandardise(model, fresh) -> None:
                 buf.copy_(theirs[name])
 
 
-class Transfer(Strategy):
+class Transfer(AmountStrategy):
     name = "transfer"
     description = "Pre-train the head on synthetic data, then fine-tune it on real data (each stage in its own z-scores)."
-    chosen = None
 
     class Options(Options):
         finetune_lr: float = Field(0.3, gt=0, description="Fine-tuning learning rate as a factor of --lr.")
@@ -42,13 +41,7 @@ class Transfer(Strategy):
         ratio: Ratio = Field("auto", description=RATIO_HELP + " Pre-training uses these.")
         ratios: Ratios = Field("0,all", description=RATIOS_HELP)
 
-    def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
-        if self.options.ratio != 0:
-            need_synthetic(synthetic, self.name)
-        return fit_amount(self, trainer, real, synthetic, val,
-                          lambda trainer, ratio: self.train(trainer, real, take(real, synthetic, ratio, trainer.cfg.seed), val))
-
-    def train(self, trainer: TrainerAPI, real: Examples, used: Examples, val: Examples) -> HeadModule:
+    def train(self, trainer: TrainerAPI, real: Examples, used: Examples, val: Examples, ratio) -> HeadModule:
         trainer.note_used(synthetic=used)
         if not len(used):  # nothing to pre-train on: the real data alone
             return trainer.fit(trainer.new_model(real), real, val, stage="fine-tune real")
@@ -57,6 +50,3 @@ class Transfer(Strategy):
         trainer.fit(model, used, val, stage="pre-train synthetic", max_epochs=self.options.pretrain_epochs)
         restandardise(model, trainer.new_model(real))  # real statistics for the real stage (and for use)
         return trainer.fit(model, real, val, stage="fine-tune real", lr=trainer.cfg.lr * self.options.finetune_lr)
-
-    def provenance(self) -> dict:
-        return provenance_with_choice(self, super().provenance())
