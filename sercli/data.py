@@ -198,6 +198,10 @@ def collate(examples: Examples, idx: list[int]):
     )
 
 
+DEAD_DIM = 1e-3  # std below this share of its layer's median std: a constant dimension
+OFF_SCALE = 1e8  # the std a constant dimension gets, so x / std is about 0 (float16 features are < 65504)
+
+
 def layer_stats(examples: Examples, max_items: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-layer, per-dimension mean and std over frames of (a sample of) the training data."""
     rng = np.random.default_rng(seed)
@@ -210,5 +214,13 @@ def layer_stats(examples: Examples, max_items: int = 2000, seed: int = 0) -> tup
         total = (s, n) if total is None else (total[0] + s, total[1] + n)
     sums, n = total
     mean = sums[0] / n
-    std = np.sqrt(np.maximum(sums[1] / n - mean**2, 1e-10))
-    return mean.astype(np.float32), np.maximum(std, 1e-5).astype(np.float32)
+    std = np.sqrt(np.maximum(sums[1] / n - mean**2, 0.0))
+    # A dimension that (nearly) does not vary over the training data carries nothing the head can
+    # learn, but dividing by its tiny std would blow up any variation elsewhere: with a quarter
+    # of EmoDB, speaker-normalised float16 features have such dimensions and validation values
+    # reached 4e5, collapsing the head onto one class. Such a dimension is switched off: its
+    # scale is set so that it reads as (about) zero everywhere.
+    typical = np.median(std, axis=-1, keepdims=True)
+    dead = std <= DEAD_DIM * np.maximum(typical, 1e-12)
+    std = np.where(dead, OFF_SCALE, np.maximum(std, 1e-5))
+    return mean.astype(np.float32), std.astype(np.float32)
