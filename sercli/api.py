@@ -6,8 +6,8 @@ every other sercli module is internal and may change.
 What is here, by use:
 
 * base classes: ``Plugin``, ``Options``, ``LLMBackend``, ``TTSEngine``, ``Backbone``,
-  ``Strategy``, ``Head``, ``Corpus``, ``Gate``, ``Tracker``, and ``TrainerAPI`` (what a
-  strategy may use of the trainer);
+  ``Strategy``, ``Head``, ``Corpus``, ``Gate``, ``Tracker``, ``Cluster`` with ``ShardWorker``,
+  and ``TrainerAPI`` (what a strategy may use of the trainer);
   their docstrings state what each method receives and returns, the error contract and the
   threading contract (``sercli.base``).
 * errors: ``RecordError`` (skip this record, carry on), ``SercliError`` (end the run, one line).
@@ -40,12 +40,14 @@ from typing import Any
 
 from sercli.base import (
     Backbone,
+    Cluster,
     Corpus,
     Gate,
     Head,
     LLMBackend,
     Options,
     Plugin,
+    ShardWorker,
     Strategy,
     Tracker,
     TrainerAPI,
@@ -100,7 +102,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "Backbone", "Corpus", "Gate", "Head", "LLMBackend", "Options", "Plugin", "Strategy", "Tracker", "TrainerAPI", "TTSEngine",
+    "Backbone", "Cluster", "Corpus", "Gate", "Head", "LLMBackend", "Options", "Plugin", "ShardWorker", "Strategy",
+    "Tracker", "TrainerAPI", "TTSEngine",
     "RecordError", "SercliError", "info", "warn",
     "EMOTIONS", "SYNONYMS", "canonical", "emotion_key", "same_sentence_key",
     "Record", "RECORD_FIELDS",

@@ -93,3 +93,9 @@ def register_gates(register):
 def register_trackers(register):
     """Register experiment trackers that record a training run's parameters, curves, metrics
     and figures (subclasses of sercli.base.Tracker): `sercli train --tracker NAME`."""
+
+
+@_family("cluster", "cluster", "Cluster")
+def register_clusters(register):
+    """Register engines that run sharded work on many machines or GPUs (subclasses of
+    sercli.base.Cluster): `--cluster NAME[://ADDRESS]` on extract, synthesize and train --cv."""
