@@ -390,9 +390,11 @@ class Cluster(Plugin):
     on `extract`, `synthesize` and `train --cv` (built in: `ray`).
 
     sercli splits the records into shards and calls ``map_shards``; the results come back to
-    this process, which alone writes the feature store, audio records and run files, so what a
-    cluster run makes is what a local run makes. Folds x seeds of `train --cv` run through
-    ``joblib_backend``.
+    this process, which alone writes the feature store and the records, so what a cluster run
+    makes is what a local run makes. Folds x seeds of `train --cv` are shards of one job each
+    (a job writes its own run folder; a re-run job seeds itself and rewrites it). A cluster
+    needs no joblib backend: joblib's ray backend re-runs nothing when a worker dies, while
+    ``map_shards`` must.
     """
 
     def connect(self, address: str | None) -> None:
@@ -408,10 +410,6 @@ class Cluster(Plugin):
         ``worker.setup`` once. ``on_result(i, result)`` is called in this process as shard
         ``i`` finishes, exactly once per shard, in any order. A shard whose worker dies is run
         again on another worker; an exception raised by ``worker(shard)`` ends the run."""
-        raise NotImplementedError
-
-    def joblib_backend(self) -> Any:
-        """A context manager under which ``joblib.Parallel`` runs its tasks on the cluster."""
         raise NotImplementedError
 
     def close(self) -> None:

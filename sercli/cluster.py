@@ -84,6 +84,20 @@ def parse_devices(spec: str | None) -> list[str] | None:
     return devices
 
 
+def device_list(device: str, devices: str | None, workers: int | None = None) -> list[str] | None:
+    """``--devices`` checked against ``--device`` (default cpu) and ``--workers``: the devices,
+    or None when ``--devices`` is unset. ``--device cuda`` goes with any list of cuda devices;
+    anything else (``--device cuda:1 --devices cuda:0,cuda:1``) is refused in one line."""
+    names = parse_devices(devices)
+    if names is None:
+        return None
+    if device != "cpu" and not (device == "cuda" and all(d.startswith("cuda") for d in names)):
+        raise SercliError(f"--device {device} and --devices {devices}: choose one (--devices alone names every device)")
+    if workers is not None:
+        raise SercliError("--devices runs one replica per device: drop --workers")
+    return names
+
+
 class ShardProgress:
     """One progress bar on stderr for a sharded job: shards and records done, audio hours
     processed per second of wall time (a GPU farm's figure of merit)."""

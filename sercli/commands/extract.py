@@ -23,8 +23,10 @@ def extract(
     pool: Annotated[str, typer.Option("--pool", help="none (frames), mean or mean+std.")] = "mean",
     store_dtype: Annotated[Optional[str], typer.Option("--store-dtype", help="float16 or float32 on disk (default: the backbone's; float16 for neural encoders).")] = None,
     batch_seconds: Annotated[Optional[float], typer.Option("--batch-seconds", min=0.1, help="Padded audio per batch in seconds (default: 60 on a GPU, 20 on CPU).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Worker processes. CPU: each decodes and runs its own copy of the model (default: one per core, at most 4). GPU: audio decoders (default 2). 0: all in this process.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Worker processes. CPU: each decodes and runs its own copy of the model (default: one per core, at most 4). GPU: audio decoders (default 2). 0: all in this process. With --cluster: workers on the cluster (default: one per GPU with --device cuda, else one per CPU).")] = None,
     device: Device = "cpu",
+    devices: Annotated[Optional[str], typer.Option("--devices", help="One model replica per device, each in its own process: cuda:0,cuda:1 or all (every GPU); cpu,cpu runs CPU replicas the same way.")] = None,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", help="Extract on a cluster: ray (a local one) or ray://HEAD:10001. Workers must see the audio at the same paths; this process writes the store.")] = None,
     dtype: Annotated[Optional[str], typer.Option("--dtype", help="Autocast the backbone to bf16 or fp16 (for GPUs; default float32).")] = None,
     chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", min=1.0, help="Longer recordings go through in overlapping chunks of this length.")] = 20.0,
     chunk_overlap: Annotated[float, typer.Option("--chunk-overlap", min=0.0, help="Overlap between chunks (s).")] = 2.0,
@@ -41,7 +43,10 @@ def extract(
       sercli extract emodb.jsonl -b whisper-tiny.en -s feats/ -o feats.jsonl
       sercli extract audio.jsonl -b hf:microsoft/wavlm-base-plus --layers last
       sercli extract emodb.jsonl -b fbank --pool none -s frames/ -o frames.jsonl
+      sercli extract big.jsonl -b wavlm-base-plus --devices all -o f.jsonl
+      sercli extract big.jsonl --device cuda --cluster ray://head:10001 -o f.jsonl
     """
+    from sercli.cluster import cluster_name, device_list
     from sercli.extract import (
         COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, parse_layers, run_extraction,
         start_worker_server, store_meta,
@@ -57,7 +62,16 @@ def extract(
         raise SercliError(f"--dtype {dtype!r}: expected bf16 or fp16")
     if chunk_overlap >= chunk_seconds:
         raise SercliError("--chunk-overlap must be shorter than --chunk-seconds")
-    check_device(device)
+    device_names = device_list(device, devices, workers)
+    if device_names and cluster:
+        raise SercliError("--devices and --cluster: choose one (a cluster places the work on its own workers)")
+    if cluster:
+        from sercli.extract.distributed import check_cluster_device
+
+        pl.get_class("cluster", cluster_name(cluster)[0])  # a bad --cluster fails before any work
+        check_cluster_device(device)
+    else:
+        check_device(device if not device_names else device_names[0])
     records = read_many(inputs, required=("audio",))
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
@@ -71,11 +85,12 @@ def extract(
     elif store_dtype == "float16" and model.store_dtype == "float32":
         warn(f"{backbone!r} features can exceed the float16 range (65504); --store-dtype float32 is safer")
     cfg = ExtractConfig(
-        layers=layers, pool=pool, store_dtype=store_dtype, batch_seconds=batch_seconds, device=device,
-        workers=workers, chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap, compute_dtype=dtype,
+        layers=layers, pool=pool, store_dtype=store_dtype, batch_seconds=batch_seconds,
+        device=device_names[0] if device_names else device, devices=device_names, workers=workers, chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap, compute_dtype=dtype,
         shard_mb=shard_mb,
     )
-    start_worker_server(model, cfg)  # imports for the workers run while this process reads configs
+    if not cluster:
+        start_worker_server(model, cfg)  # imports for the workers run while this process reads configs
     fs = FeatureStore(store)
     fs.init(store_meta(model, cfg))
     errors: dict[str, str] = {}
@@ -111,7 +126,14 @@ def extract(
         info(f"Resuming: {len(keys) - len(todo)} of {len(records)} records already in {store}")
     rid = {key: r for r, key in keys.items()}
 
-    if todo:
+    if todo and cluster:
+        from sercli.cluster import open_cluster
+        from sercli.extract.distributed import run_on_cluster
+
+        with open_cluster(cluster) as engine:
+            run_on_cluster(engine, model, todo, fs, cfg, on_error=lambda key, msg: on_error(rid[key], msg),
+                           workers=workers, what=f"extract ({backbone})")
+    elif todo:
         with progress() as bar:
             task = bar.add_task(f"extract ({backbone})", total=len(todo))
             run_extraction(model, todo, fs, cfg, on_error=lambda key, msg: on_error(rid[key], msg),

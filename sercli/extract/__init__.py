@@ -14,7 +14,7 @@ padding sensitivity, the longest input) is on ``sercli.base.Backbone``; audio is
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from sercli.extract.workers import InProcess, Prefetch, Replicas, engine, start_
 __all__ = [
     "COMPUTE_DTYPES", "POOLS", "STORE_DTYPES", "Assembly", "ExtractConfig", "InProcess", "Item", "Part",
     "Prefetch", "Replicas", "Segment", "audio_length", "autocast", "batch_seconds", "batches", "check_device",
-    "check_pool", "chunk_bounds", "compute", "config_for", "decode", "engine", "extract_waveform", "max_padding",
+    "check_pool", "chunk_bounds", "compute", "config_for", "decode", "engine", "extract_waveform", "extracted", "max_padding",
     "parse_layers", "plan", "plan_item", "pool_frames", "read_segment", "run_extraction", "start_worker_server",
     "store_meta", "usable_cores", "worker_count",
 ]
@@ -52,36 +52,57 @@ def run_extraction(
     """
     check_pool(cfg.pool)
     parse_layers(cfg.layers, backbone.num_layers)  # bad layers fail before any work
+    with store.writer(int(cfg.shard_mb * (1 << 20))) as writer:
+        runtime = engine(backbone, cfg)  # workers start up while the headers are read
+        try:
+            for key, array in extracted(backbone, pairs, cfg, runtime, on_error, on_progress):
+                try:
+                    writer.add(key, array)
+                except RecordError as exc:  # non-finite or misshapen: this record only
+                    on_error(key, str(exc))
+                on_progress(1)
+        finally:
+            runtime.close()
+
+
+def extracted(
+    backbone,
+    pairs: list[tuple[str, str]],
+    cfg: ExtractConfig,
+    runtime,
+    on_error: Callable[[str, str], None],
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(key, features) of each recording of ``pairs`` as ``runtime`` (see ``engine``) finishes
+    it; a recording that fails goes to ``on_error`` (and counts in ``on_progress``) instead.
+    Used by ``run_extraction`` and by a cluster's workers (sercli.extract.distributed)."""
     sr = backbone.sample_rate
     assemblies: dict[int, Assembly] = {}
     dead: set[int] = set()
     dtype = np.dtype(cfg.store_dtype)
-    with store.writer(int(cfg.shard_mb * (1 << 20))) as writer:
-        runtime = engine(backbone, cfg)  # workers start up while the headers are read
-        try:
-            items, failed = plan(pairs, backbone, cfg)
-            for key, msg in failed:
-                on_error(key, msg)
+    items, failed = plan(pairs, backbone, cfg)
+    for key, msg in failed:
+        on_error(key, msg)
+        on_progress(1)
+    planned = (batches(items, int(batch_seconds(cfg) * sr), backbone.padding_sensitive, max_padding(cfg))
+               if items else [])
+    jobs = [[(items[seg.item].path, sr, seg) for seg in batch] for batch in planned]
+    for batch, parts in zip(planned, runtime.run(jobs)):
+        for seg, part in zip(batch, parts):
+            if seg.item in dead:
+                continue
+            item = items[seg.item]
+            try:
+                if isinstance(part, RecordError):
+                    raise part
+                asm = assemblies.setdefault(seg.item, Assembly(item, cfg.pool, dtype))
+                if not asm.add(seg, part):
+                    continue
+            except RecordError as exc:  # this record only: the run goes on
+                dead.add(seg.item)
+                assemblies.pop(seg.item, None)
+                on_error(item.key, str(exc))
                 on_progress(1)
-            planned = (batches(items, int(batch_seconds(cfg) * sr), backbone.padding_sensitive, max_padding(cfg))
-                       if items else [])
-            jobs = [[(items[seg.item].path, sr, seg) for seg in batch] for batch in planned]
-            for batch, parts in zip(planned, runtime.run(jobs)):
-                for seg, part in zip(batch, parts):
-                    if seg.item in dead:
-                        continue
-                    item = items[seg.item]
-                    try:
-                        if isinstance(part, RecordError):
-                            raise part
-                        asm = assemblies.setdefault(seg.item, Assembly(item, cfg.pool, dtype))
-                        if not asm.add(seg, part):
-                            continue
-                        writer.add(item.key, asm.result)
-                    except RecordError as exc:  # this record only: the run goes on
-                        dead.add(seg.item)
-                        on_error(item.key, str(exc))
-                    assemblies.pop(seg.item, None)
-                    on_progress(1)
-        finally:
-            runtime.close()
+                continue
+            assemblies.pop(seg.item, None)
+            yield item.key, asm.result

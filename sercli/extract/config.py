@@ -31,6 +31,9 @@ class ExtractConfig:
     # how much shorter than a batch's longest segment the others may be (None: see max_padding)
     max_padding: float | None = None
     device: str = "cpu"
+    # `--devices`: one model replica per entry, each in its own process (cuda:0,cuda:1 or
+    # cpu,cpu); ``device`` is then the first, which sets the batch defaults
+    devices: list[str] | None = None
     # CPU: model processes (None: one per core, at most 4); GPU: decoding processes (None: 2).
     # 0 runs everything in this process.
     workers: int | None = None

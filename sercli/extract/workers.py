@@ -7,6 +7,9 @@ few batches are decoded at any time).
   which on small or shared machines (or vCPUs) costs more than it gains.
 - On a GPU, the model runs here while ``workers`` processes decode batches ahead of it
   (``InProcess``).
+- With ``--devices`` (``cfg.devices``), one replica per device, each in its own process with
+  its own device (``Replicas``): batches, sized by padded audio, go to whichever replica is
+  free, so the devices share the work by audio length.
 Workers are forked from a fork server that imported torch (and the backbone's
 ``worker_modules``) while this process planned, so the imports are paid once. What runs in
 a worker (``_init_replica``, ``_replica_job``, ``_init_decoder``, ``compute.decode``) is
@@ -31,6 +34,9 @@ from sercli.extract.plan import Segment
 def engine(backbone, cfg: ExtractConfig):
     """The runtime for ``cfg``: ``run(jobs)`` yields each job's Parts in order; ``close()``."""
     cores = usable_cores()
+    if cfg.devices:
+        return Replicas(pickle.dumps(backbone), cfg, len(cfg.devices), max(1, cores // len(cfg.devices)),
+                        devices=cfg.devices)
     n = worker_count(cfg)
     if cfg.device != "cpu":
         return InProcess(backbone, cfg, n)
@@ -48,8 +54,8 @@ class InProcess:
     """The model runs in this process (GPUs, or ``workers=0``); ``decoders`` processes decode
     batches ahead of it."""
 
-    def __init__(self, backbone, cfg: ExtractConfig, decoders: int):
-        self.backbone, self.cfg = backbone, cfg
+    def __init__(self, backbone, cfg: ExtractConfig, decoders: int, load: bool = True):
+        self.backbone, self.cfg, self.load = backbone, cfg, load
         self.pool = _process_pool(decoders, _init_decoder, (os.getpid(),)) if decoders else None
         self.ahead = 2 * decoders
         for _ in range(decoders):  # start them now (the pool starts one per submitted job)
@@ -58,7 +64,9 @@ class InProcess:
     def run(self, jobs: list[list]) -> Iterator[list]:
         # The first batches are submitted before the weights load, so the two overlap.
         decoded = Prefetch(self.pool, decode, jobs, self.ahead) if self.pool else map(decode, jobs)
-        self.backbone.load(self.cfg.device)
+        if self.load:  # False: the caller loaded the backbone already (a cluster's worker)
+            self.backbone.load(self.cfg.device)
+            self.load = False
         for job, wavs in zip(jobs, decoded):
             yield compute(self.backbone, [seg for _, _, seg in job], wavs, self.cfg)
 
@@ -69,10 +77,21 @@ class InProcess:
 
 class Replicas:
     """``n`` processes, each with its own copy of the model on ``threads`` torch threads,
-    each decoding and running whole batches."""
+    each decoding and running whole batches; with ``devices`` (one per process) each takes
+    its own device from the list, else all run on ``cfg.device``."""
 
-    def __init__(self, backbone_blob: bytes, cfg: ExtractConfig, n: int, threads: int):
-        self.pool = _process_pool(n, _init_replica, (os.getpid(), backbone_blob, cfg, threads))
+    def __init__(self, backbone_blob: bytes, cfg: ExtractConfig, n: int, threads: int,
+                 devices: list[str] | None = None):
+        import multiprocessing
+
+        queue = None
+        if devices:
+            # each process takes one device as it starts (the initializer's arguments are
+            # the same for all); the pool never replaces a process: a dead one breaks it
+            queue = multiprocessing.get_context(_context_name()).SimpleQueue()
+            for device in devices[:n]:
+                queue.put(device)
+        self.pool = _process_pool(n, _init_replica, (os.getpid(), backbone_blob, cfg, threads, queue))
         self.ahead = 2 * n
         # The pool starts a process per submitted job: start them all now, so they import
         # torch and load the weights while this process plans the batches.
@@ -89,13 +108,19 @@ class Replicas:
 _replica: dict[str, Any] = {}
 
 
-def _init_replica(main_pid: int, backbone_blob: bytes, cfg: ExtractConfig, threads: int) -> None:
+def _init_replica(main_pid: int, backbone_blob: bytes, cfg: ExtractConfig, threads: int, devices=None) -> None:
+    from dataclasses import replace
+
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it shuts the pool down
     _exit_with(main_pid)
 
     torch.set_num_threads(threads)
+    if devices is not None:
+        cfg = replace(cfg, device=devices.get(), devices=None)
+        if cfg.device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(cfg.device))
     backbone = pickle.loads(backbone_blob)
     backbone.load(cfg.device)
     _replica.update(backbone=backbone, cfg=cfg)
@@ -196,8 +221,12 @@ def _process_pool(n: int, initializer, initargs):
 
     # Not plain fork: forking a process whose torch thread pools have started can deadlock.
     # The fork server (started by start_worker_server) has imported torch and run nothing.
-    ctx = multiprocessing.get_context("forkserver" if _fork_server() else "spawn")
+    ctx = multiprocessing.get_context(_context_name())
     return ProcessPoolExecutor(n, mp_context=ctx, initializer=initializer, initargs=initargs)
+
+
+def _context_name() -> str:
+    return "forkserver" if _fork_server() else "spawn"
 
 
 class Prefetch:
