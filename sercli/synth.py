@@ -203,9 +203,12 @@ def _without(d: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def run(records, tts, engine: str, chosen: list[str] | None, voices_per_text: int, seed: int,
-        audio_dir: Path, output, jobs: int | None, source: str, dry_run: bool = False) -> None:
+        audio_dir: Path, output, jobs: int | None, source: str, dry_run: bool = False,
+        cluster: str | None = None) -> None:
     """Speak ``records`` into ``audio_dir`` and write a record per utterance to ``output``
-    (resuming what it holds), or with ``dry_run`` only say what that would cost."""
+    (resuming what it holds), or with ``dry_run`` only say what that would cost. With
+    ``cluster`` (a ``--cluster`` value) the audio is rendered by that cluster's workers
+    (`sercli.synth_cluster`); planning, locks and records stay here."""
     prov = tts.provenance()
 
     def planned(existing):
@@ -233,8 +236,12 @@ def run(records, tts, engine: str, chosen: list[str] | None, voices_per_text: in
         todo, done = planned(read_existing(output))
         if done:
             info(f"Resuming: {done} records already in {output}")
-        failed = _render(tts, engine, todo, prov, output, jobs)
-    usage = tts.usage()
+        if cluster:
+            from sercli.synth_cluster import render_on_cluster
+
+            failed, usage = render_on_cluster(cluster, tts, engine, todo, prov, output, jobs, audio_dir)
+        else:
+            failed, usage = _render(tts, engine, todo, prov, output, jobs), tts.usage()
     if usage:
         info("Usage: " + json.dumps(usage))
     if failed:
@@ -245,9 +252,7 @@ def _render(tts, engine: str, todo: list[Job], prov: dict, output, jobs: int | N
     """Render each distinct utterance once, write a record per job; returns the failures."""
     from sercli.audio import duration
 
-    groups: dict[str, list[Job]] = {}
-    for job in todo:
-        groups.setdefault(job.key, []).append(job)
+    groups = by_key(todo)
     stop = threading.Event()  # set by the first fatal error: no later job sends a request
 
     def run(job: Job):
@@ -288,6 +293,14 @@ def _render(tts, engine: str, todo: list[Job], prov: dict, output, jobs: int | N
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     return failed
+
+
+def by_key(todo: list[Job]) -> dict[str, list[Job]]:
+    """Jobs grouped by cache key: each group is one utterance to render, then one record per job."""
+    groups: dict[str, list[Job]] = {}
+    for job in todo:
+        groups.setdefault(job.key, []).append(job)
+    return groups
 
 
 def _record(job: Job, engine: str, prov: dict, seconds: float) -> dict:

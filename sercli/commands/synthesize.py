@@ -10,6 +10,7 @@ import typer
 from sercli import plugins as pl
 from sercli import synth
 from sercli.base import parse_option_pairs
+from sercli.cluster import cluster_name
 from sercli.options import Input, Output, PluginOptions, Seed
 from sercli.records import read_records
 
@@ -29,7 +30,12 @@ def synthesize(
     option: PluginOptions = None,
     output: Output = None,
     jobs: Annotated[
-        Optional[int], typer.Option("--jobs", "-j", min=1, help="Concurrent requests (default: the engine's).")
+        Optional[int], typer.Option("--jobs", "-j", min=1, help="Concurrent requests (default: the engine's); "
+                                    "with --cluster: workers (default: one per CPU of the cluster).")
+    ] = None,
+    cluster: Annotated[
+        Optional[str], typer.Option("--cluster", help="Render on a cluster: ray (a local one) or ray://HEAD:10001. "
+                                    "Workers must see --audio-dir at the same path.")
     ] = None,
     seed: Seed = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what the run would cost, then stop.")] = False,
@@ -43,11 +49,15 @@ def synthesize(
       sercli synthesize texts.jsonl -d synth/ --voices-per-text 3 -o audio.jsonl
       sercli synthesize texts.jsonl -t openai -d synth/ --dry-run
       sercli synthesize texts.jsonl -t espeak -O prosody=1.5 -d synth/
+      sercli synthesize texts.jsonl -d /shared/synth/ --cluster ray://head:10001
     """
+    if cluster:
+        cluster_name(cluster)  # a malformed --cluster fails before any work
     records = read_records(input, required=("text", "emotion"))
     synth.check_audio_dir(audio_dir)
     audio_dir = audio_dir.absolute()  # files land there even if an engine changes folder
     tts = pl.create("tts", engine, parse_option_pairs(option))
     chosen = synth.parse_voices(voices, tts, engine)
     source = "<stdin>" if input == "-" else input
-    synth.run(records, tts, engine, chosen, voices_per_text, seed, audio_dir, output, jobs, source, dry_run)
+    synth.run(records, tts, engine, chosen, voices_per_text, seed, audio_dir, output, jobs, source, dry_run,
+              cluster)
