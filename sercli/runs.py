@@ -3,17 +3,22 @@
 A *job* is one fold trained with one seed; its folder holds the model (model.safetensors),
 config.json (resolved configuration, speakers, seeds, versions, plugin versions, input hashes),
 history.json, curves.png and test.jsonl (its held-out records). `run_plan` trains every job,
-one after another or ``jobs`` at a time in worker processes (joblib: the same numbers either
-way, each job seeds itself), and returns the trained jobs; evaluating them is
+one after another, ``jobs`` at a time in worker processes or one per device of ``--devices`` at
+a time (joblib), or on a cluster's workers (the same numbers every way: each job seeds itself),
+and returns the trained jobs; evaluating them is
 `sercli.evaluate`'s part, putting the folder in place `sercli.runfolder.staged`'s.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from joblib import Parallel
+
+from sercli.base import ShardWorker
 from sercli.cv import Fold, check_fold, check_speakers, drop_leaking, speaker, split_val
 from sercli.errors import SercliError
 from sercli.fsutil import safe_name
@@ -136,9 +141,11 @@ def job_name(fold: Fold, seed: int) -> str:
     return safe_name(f"{fold.name}-seed-{seed}")
 
 
-def run_plan(plan: Plan, out: Path, jobs: int = 1) -> list[Any]:
-    """Train every fold x seed into the (new, empty) folder ``out``, ``jobs`` at a time; the
-    trained jobs (`sercli.evaluate.Job`) that have a test part, in fold x seed order."""
+def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
+             devices: list[str] | None = None) -> list[Any]:
+    """Train every fold x seed into the (new, empty) folder ``out`` (see `trained_jobs` for
+    ``jobs``, ``cluster`` and ``devices``); the trained jobs (`sercli.evaluate.Job`) that have
+    a test part, in fold x seed order."""
     from sercli.data import feature_meta
     from sercli.evaluate import Job
 
@@ -164,16 +171,7 @@ def run_plan(plan: Plan, out: Path, jobs: int = 1) -> list[Any]:
 
     with progress() as bar:  # jobs done, on stderr (none with -q)
         task = bar.add_task("train: jobs", total=len(todo))
-        if jobs > 1 and len(todo) > 1:
-            from joblib import Parallel, delayed
-
-            results = Parallel(n_jobs=min(jobs, len(todo)), return_as="generator")(delayed(train_job)(*a) for a in args)
-        else:
-            results = (train_job(*a) for a in args)
-        trained = []
-        for result in results:  # in order, as each finishes
-            trained.append(result)
-            bar.advance(task)
+        trained = trained_jobs(args, jobs, cluster, devices, done=lambda n: bar.update(task, completed=n))
     entries, done = [], []
     for (name, fold, seed, job_dir, _), (summary, model, config) in zip(todo, trained):
         entries.append({"name": name, "fold": fold.name, "seed": seed, **summary})
@@ -198,6 +196,86 @@ def run_plan(plan: Plan, out: Path, jobs: int = 1) -> list[Any]:
             **resolved,
         })
     return done
+
+
+def trained_jobs(args: list[tuple], jobs: int | None = 1, cluster: Any = None, devices: list[str] | None = None,
+                 done: Callable[[int], None] | None = None) -> list[Any]:
+    """Each job's `train_job` result, in order: through joblib ``jobs`` at a time (None: all) in
+    worker processes, or with ``devices`` one job per device at a time (each job's
+    TrainConfig.device is the device it got); with ``cluster`` (a connected
+    `sercli.base.Cluster`), on its workers (`_on_cluster`). ``done(n)`` is told how many jobs
+    have finished, as they do."""
+    if cluster is not None:
+        return _on_cluster(args, jobs, cluster, done)
+    from joblib import delayed
+
+    n = min(len(devices) if devices else jobs or len(args), len(args))
+    with ExitStack() as stack:
+        if devices and n > 1:
+            import multiprocessing
+
+            free = stack.enter_context(multiprocessing.Manager()).Queue()  # the devices no job holds
+            for device in devices:
+                free.put(device)
+            tasks = (delayed(_on_free_device)(free, a) for a in args)
+        else:  # one at a time: here
+            tasks = (delayed(train_job)(*(_on_device(a, devices[0]) if devices else a)) for a in args)
+        return _Parallel(n_jobs=n, done=done)(tasks)
+
+
+def _on_cluster(args: list[tuple], jobs: int | None, cluster: Any, done: Callable[[int], None] | None) -> list[Any]:
+    """The jobs as shards of one job on the cluster's workers, ``jobs`` at a time (None: one
+    per CPU, or per GPU with --device cuda, of the cluster). A job whose worker dies is trained
+    again on another: it seeds itself and rewrites its own folder, so nothing changes. Workers
+    read the feature store and write their job folders themselves: both must be on a
+    filesystem every worker sees at the same path (NFS, a shared disk)."""
+    results: dict[int, Any] = {}
+
+    def finished(i: int, result: list[Any]) -> None:
+        results[i] = result[0]
+        if done is not None:
+            done(len(results))
+
+    gpus = 0.0 if args[0][0].cfg.device == "cpu" else 1.0
+    cluster.map_shards(_JobWorker(), [[a] for a in args], workers=jobs, gpus=gpus, on_result=finished)
+    return [results[i] for i in range(len(args))]
+
+
+class _JobWorker(ShardWorker):
+    """Trains a shard's jobs on a cluster worker, on the device the cluster gave it."""
+
+    def setup(self, device: str) -> None:
+        self.device = device
+
+    def __call__(self, shard: list[tuple]) -> list[Any]:
+        return [train_job(*_on_device(a, self.device)) for a in shard]
+
+
+class _Parallel(Parallel):
+    """joblib's Parallel telling ``done`` how many tasks have finished (whatever the backend)."""
+
+    def __init__(self, *args: Any, done: Callable[[int], None] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.done = done
+
+    def print_progress(self) -> None:  # called by joblib as each batch of tasks ends
+        if self.done is not None:
+            self.done(self.n_completed_tasks)
+
+
+def _on_device(args: tuple, device: str) -> tuple:
+    """`train_job`'s arguments with the plan's TrainConfig on ``device``."""
+    plan, *rest = args
+    return (replace(plan, cfg=replace(plan.cfg, device=device)), *rest)
+
+
+def _on_free_device(free: Any, args: tuple):
+    """`train_job` on a device taken from the queue ``free``, given back when it ends."""
+    device = free.get()
+    try:
+        return train_job(*_on_device(args, device))
+    finally:
+        free.put(device)
 
 
 def _resolved(plan: Plan) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import typer
 
 from sercli import plugins as pl
 from sercli.commands.train_options import route_options as _route_options
+from sercli.commands.train_options import runner as _runner
 from sercli.commands.train_options import split as _split
 from sercli.commands.train_options import tune_grid as _tune_grid
 from sercli.commands.train_options import value_lists as _value_lists
@@ -27,7 +28,7 @@ HELP_PANELS = {
     "Training": ("epochs", "patience", "lr", "weight_decay", "batch_size", "balanced", "standardize", "tune",
                  "search", "refit"),
     "Fine-tuning (audio records)": ("finetune", "finetune_mode", "finetune_layers", "lora_rank", "backbone_lr"),
-    "Output and resources": ("out", "overwrite", "tracker", "jobs", "threads", "device"),
+    "Output and resources": ("out", "overwrite", "tracker", "jobs", "threads", "device", "devices", "cluster"),
 }
 
 
@@ -101,8 +102,10 @@ def train(
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for training (per job).")] = 1,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, help="Train this many folds x seeds at once (worker processes; same numbers).")
-    ] = 1,
+        Optional[int], typer.Option("--jobs", "-j", min=1, help="Train this many folds x seeds at once (worker "
+                                    "processes, or cluster workers; same numbers). Default: 1; with --cluster, one "
+                                    "per CPU (per GPU with --device cuda) it has.")
+    ] = None,
     allow_speaker_overlap: Annotated[
         bool, typer.Option("--allow-speaker-overlap", help="Allow the same speakers in training and test parts.")
     ] = False,
@@ -127,6 +130,15 @@ def train(
                                     "RUN/tensorboard/); its options: -O tracker.KEY=VALUE.")
     ] = None,
     device: Device = "cpu",
+    devices: Annotated[
+        Optional[str], typer.Option("--devices", help="Train on these devices, one job per device at a time: "
+                                    "cuda:0,cuda:1 or all (every GPU here).")
+    ] = None,
+    cluster: Annotated[
+        Optional[str], typer.Option("--cluster", help="Train the folds x seeds on a cluster's workers: ray (a local "
+                                    "one) or ray://HEAD:10001 (a job whose worker dies trains again on another). The "
+                                    "run folder and the feature store must be on a filesystem its workers share.")
+    ] = None,
 ) -> None:
     """Train a head; the run folder then feeds `sercli eval` and `sercli predict`.
 
@@ -143,6 +155,8 @@ def train(
       sercli train feats.jsonl --cv loso --head mlp -O hidden=64 --out runs/mlp
       sercli train audio.jsonl --finetune wavlm-base-plus --cv loso --out runs/ft
       sercli train feats.jsonl --cv loso --tracker tensorboard --out runs/tb
+      sercli train f.jsonl --cv loso --cluster ray://head:10001 --out /shared/cv
+      sercli train f.jsonl --cv loso --devices cuda:0,cuda:1 --out runs/gpus
     """
     from sercli.records import read_many
     from sercli.runfolder import check_target
@@ -152,6 +166,7 @@ def train(
 
     head = head or DEFAULT_HEAD
     seed_list = _seeds(seeds, cv, test_speakers, test, val_speakers)
+    runner = _runner(jobs, device, devices, cluster)
     check_target(out, overwrite)  # again under the lock, before the run is put in place
 
     tuned = _finetune(finetune, finetune_mode, finetune_layers, lora_rank, backbone_lr, norm)
@@ -180,7 +195,7 @@ def train(
         inputs=list(inputs) + list(synthetic or []) + list(test or []),
         allow_speaker_overlap=allow_speaker_overlap,
     )
-    _train_runs(base, options, swept, variants, names, out, overwrite, jobs, tracking)
+    _train_runs(base, options, swept, variants, names, out, overwrite, runner, tracking)
     info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
 
 
@@ -259,8 +274,13 @@ def _folds(real, labels, cv, test_speakers, val_speakers, test, allow_speaker_ov
     return [fold], "holdout"
 
 
-def _train_runs(base, options, swept, variants, names, out: Path, overwrite: bool, jobs: int, tracking=None) -> None:
-    """Train (one run, or one per --sweep value), evaluate the test parts, put the folder in place."""
+def _train_runs(base, options, swept, variants, names, out: Path, overwrite: bool, runner: dict[str, Any],
+                tracking=None) -> None:
+    """Train (one run, or one per --sweep value), evaluate the test parts, put the folder in place
+    (``runner``: see `_runner`; a --cluster is joined once, for every run)."""
+    from contextlib import ExitStack
+
+    from sercli.cluster import open_cluster
     from sercli.commands.tables import aggregate_table, compare_table, wide_console
     from sercli.evaluate import compare, evaluate_jobs
     from sercli.runfolder import staged, write_evaluation, write_sweep
@@ -275,13 +295,20 @@ def _train_runs(base, options, swept, variants, names, out: Path, overwrite: boo
         base["cfg"] = replace(base["cfg"], norm=resolve_norm(Plan(strategy_options=options, **base)))
     base["splits"] = plan_splits(Plan(strategy_options=options, **base))  # refusals before any training
     results = []
-    with staged(out, overwrite=overwrite) as build:
+    spec, cluster = runner["cluster"], None
+    if spec and len(base["folds"]) * len(base["seeds"]) == 1:
+        info(f"--cluster {spec}: a single job (one fold, one seed) has nothing to spread; it trains here")
+        spec = None
+    with staged(out, overwrite=overwrite) as build, ExitStack() as stack:
+        if spec:
+            cluster = stack.enter_context(open_cluster(spec))
         for v, name in zip(variants, names):
             run_dir = build / name if swept else build
             if swept:
                 info(f"== {strategy} {name} ==")
                 run_dir.mkdir()
-            trained = run_plan(Plan(strategy_options={**options, **v}, **base), run_dir, jobs=jobs)
+            trained = run_plan(Plan(strategy_options={**options, **v}, **base), run_dir, jobs=runner["jobs"],
+                               cluster=cluster, devices=runner["devices"])
             agg = None
             if trained:
                 agg, evaluated = evaluate_jobs(trained, warn_absent=False,

@@ -1,5 +1,6 @@
 """What `sercli train` makes of its KEY=VALUE options: -O routed to the head or the strategy,
---tune and --sweep value lists (checked before any training)."""
+--tune and --sweep value lists, and where the jobs train (--jobs, --devices, --cluster), all
+checked before any training."""
 
 from __future__ import annotations
 
@@ -75,3 +76,19 @@ def route_options(pairs: list[str] | None, head: str, strategy: str) -> tuple[di
             raise SercliError(f"-O {key}: no such option ({listed})")
         routed[owners[0]][key] = value
     return routed["head"], routed["strategy"]
+
+
+def runner(jobs: int | None, device: str, devices: str | None, cluster: str | None) -> dict[str, Any]:
+    """Where the jobs train (`sercli.runs.trained_jobs`): jobs, devices and the --cluster spec, checked."""
+    from sercli.cluster import cluster_name, parse_devices
+
+    device_list = parse_devices(devices)
+    if device_list and cluster:
+        raise SercliError("--devices and --cluster: choose one (a cluster places the jobs on its own workers)")
+    if device_list and jobs:
+        raise SercliError("--devices trains one job per device at a time: drop --jobs")
+    if device_list and device != "cpu":
+        raise SercliError("--device and --devices: choose one")
+    if cluster:
+        pl.get_class("cluster", cluster_name(cluster)[0])  # an unknown engine fails before any work
+    return {"jobs": jobs if jobs or cluster else 1, "devices": device_list, "cluster": cluster}
