@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, write_tone
@@ -51,7 +52,7 @@ def test_it_registers_one_of_each_family(site):
     names = {family: [i["name"] for i in items] for family, items in example["registered"].items()}
     assert names == {"backbone": ["energy"], "llm": ["example"], "tts": ["example"],
                      "strategy": ["balance"], "head": ["last-layer"], "corpus": ["folders"], "command": ["example-stats"],
-                     "gate": ["duration"], "tracker": ["jsonl-log"]}
+                     "gate": ["duration"], "tracker": ["jsonl-log"], "cluster": ["threads"]}
     assert set(names) == set(families())  # every hook family, derived from the hookspecs
     assert all(i["description"] for items in example["registered"].values() for i in items)
     assert "example-stats" in sercli(site, "--help").stdout
@@ -93,6 +94,14 @@ def test_each_family_through_the_cli(site, tmp_path):
         sercli(site, "extract", path, "--backbone", "energy", "--store", tmp_path / "store",
                "-o", feats[name])
     assert records(feats["real"])[0]["features"]["shape"][2] == 2
+    # cluster: the same features, extracted shard by shard on the plugin's threads
+    sercli(site, "extract", real, "--backbone", "energy", "--store", tmp_path / "store-threads",
+           "--cluster", "threads://2", "-o", tmp_path / "threads.jsonl")
+    assert [r["id"] for r in records(tmp_path / "threads.jsonl")] == [r["id"] for r in records(feats["real"])]
+    from sercli.data import read_features
+
+    for a, b in zip(records(tmp_path / "threads.jsonl"), records(feats["real"])):
+        assert np.array_equal(read_features(a), read_features(b))
 
     # strategy
     run = tmp_path / "run"

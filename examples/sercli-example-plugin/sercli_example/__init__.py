@@ -13,6 +13,7 @@ costs nothing until one of them is used:
 - corpus `folders`: `<emotion>/<speaker>_*.wav` (`sercli prepare folders PATH`)
 - quality gate `duration`: drops utterances out of bounds (`sercli filter -g duration`)
 - tracker `jsonl-log`: a run's scalars as JSON lines (`sercli track RUN --tracker jsonl-log`)
+- cluster `threads`: sharded work on a thread pool (`sercli extract --cluster threads://2`)
 - command `example-stats MANIFEST`: counts per emotion, source and speaker
 """
 
@@ -80,3 +81,10 @@ def register_trackers(register):
     from sercli_example.tracker import JsonlLog
 
     register(JsonlLog)
+
+
+@hookimpl
+def register_clusters(register):
+    from sercli_example.threads import Threads
+
+    register(Threads)
