@@ -289,3 +289,20 @@ def test_transfer_standardises_each_stage_with_its_own_data(tmp_path, one_torch_
     # the synthetic stage starts where a fresh head does (about ln C), not far above it
     first = t.history.epochs[0]
     assert first["stage"] == "pre-train synthetic" and first["train_loss"] < 2 * np.log(len(CLASSES))
+
+
+def test_adversarial_changes_the_embedding_and_refuses_a_head_without_one(data):
+    """The reversed domain gradient must reach weights: with the same seed, adversarial and
+    mix at the same ratio train different heads; a head whose embedding is its input (linear,
+    concatenated layers) would make adversarial `mix` under another name, so it is refused."""
+    import torch
+
+    real, syn, val = data
+    heads = {}
+    for name in ("mix", "adversarial"):
+        heads[name] = pl.create("strategy", name, {"ratio": 1}).fit(trainer(), real, syn, val)
+    assert not all(torch.equal(a, b) for a, b in zip(heads["mix"].state_dict().values(),
+                                                       heads["adversarial"].state_dict().values()))
+    flat = Trainer(TrainConfig(head="linear", max_epochs=2, patience=1, batch_size=8), list(CLASSES))
+    with pytest.raises(SercliError, match="--head mlp"):
+        pl.create("strategy", "adversarial", {"ratio": 1}).fit(flat, real, syn, val)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sercli.api import Options
+from sercli.api import Options, SercliError
 from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
 
 if TYPE_CHECKING:
@@ -64,6 +64,12 @@ class Adversarial(AmountStrategy):
         trainer.note_used(synthetic=used)
         train = real + used
         model = trainer.new_model(train)
+        if not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("classifier")):
+            # the reversed gradient would reach no weight: the run would be `mix` under another name
+            raise SercliError(
+                f"--strategy adversarial needs a head that learns its embedding; --head {trainer.cfg.head} "
+                "feeds the classifier the standardised features themselves, so the domain loss could change "
+                "nothing: use --head mlp, attentive or cnn (or linear with -O layers=weighted)")
         if not len(used):  # no second domain to tell apart: plain training on the real data
             return trainer.fit(model, train, val, stage="adversarial(ratio=0)")
         domain = nn.Sequential(
