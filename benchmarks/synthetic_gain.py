@@ -3,6 +3,7 @@
     python benchmarks/synthetic_gain.py emodb                 # the full table (slow on a CPU)
     python benchmarks/synthetic_gain.py emodb --seeds 0 --strategies real-only,mix   # cheap mode
     python benchmarks/synthetic_gain.py tess --fractions 0.1,0.25,0.5,1.0              # a finer curve
+    python benchmarks/synthetic_gain.py tess --strategies "real-only,mix:ratio=1"       # a fixed amount
 
 For one shared corpus (../shared/data, or $SERCLI_SHARED_DATA), leave one speaker out, each fold
 trained with each seed. Synthetic speech is made offline in the corpus's language
@@ -13,7 +14,9 @@ more, another language a multilingual Whisper: ``--asr-model hf:openai/whisper-s
 Real and synthetic features: whisper-tiny.en, every layer, mean+std pooled (the real ones are
 the cache benchmarks/accuracy.py makes). Every run is ``sercli train REAL --synthetic SYN
 --strategy S --cv loso --real-fraction F``; the strategies choose their amount of synthetic
-data per fold by validation UA (their default ``ratio=auto``).
+data per fold by validation UA (their default ``ratio=auto``), adversarial with ``--head mlp`` (the
+default linear head learns no embedding for its domain loss to change); ``NAME:KEY=VALUE;KEY=VALUE`` runs a
+strategy with options instead (``mix:ratio=1``: one synthetic utterance per real one).
 
 Each row: UA mean and its 95% t-interval over folds x seeds, the gain over real-only at the
 same fraction (mean of the paired per-job differences, with its 95% interval), and the paired
@@ -37,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LANGUAGE = {"emodb": "de", "tess": "en", "ravdess": "en", "crema_d": "en", "iemocap": "en", "msp_podcast": "en"}
 STRATEGIES = ("real-only", "mix", "curriculum", "transfer", "adversarial")
 EXTRACT = ["--backbone", WHISPER, "--layers", "all", "--pool", "mean+std"]
+# adversarial needs a head that learns its embedding (the default linear head has none to learn)
+HEAD = {"adversarial": "mlp"}
 
 
 def synthetic(bench: Path, corpus: str, labels: list[str], args) -> dict[str, Path]:
@@ -88,7 +93,10 @@ def run(bench: Path, corpus: str, real: Path, syn: Path | None, strategy: str, f
     out = bench / corpus / "gain" / name
     if not (out / "metrics.json").exists():
         extra = ["--synthetic", syn] if syn is not None and strategy != "real-only" else []
-        sercli("train", real, *extra, "--strategy", strategy, "--cv", "loso", "--seeds", seeds,
+        name_, _, opts = strategy.partition(":")  # "mix:ratio=1;ratios=0,1": a strategy with -O options
+        extra += [a for kv in opts.split(";") if kv for a in ("-O", kv)]
+        extra += ["--head", HEAD[name_]] if name_ in HEAD else []
+        sercli("train", real, *extra, "--strategy", name_, "--cv", "loso", "--seeds", seeds,
                "--real-fraction", fraction, "--jobs", jobs, "--out", out, "--overwrite")
     agg = json.loads((out / "metrics.json").read_text())
     agg["run"] = str(out)
@@ -155,6 +163,7 @@ def main() -> None:
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     fractions = [float(f) for f in args.fractions.split(",")]
 
+    from sercli.fsutil import safe_name
     from sercli.records import read_records
 
     bench = Path(os.environ.get("SERCLI_BENCH_DIR", ROOT / "work" / "bench"))
@@ -168,14 +177,15 @@ def main() -> None:
                              f"real-only/f{fraction:g}", args.jobs)
         for gate, feats in syn.items():
             for strategy in strategies:
-                label = strategy if strategy == "real-only" else f"{strategy}{'' if gate == 'none' else ' gated ' + gate}"
+                label = strategy + (f" ({HEAD[strategy.split(':')[0]]} head)" if strategy.split(":")[0] in HEAD else "")
+                label += "" if gate == "none" or strategy == "real-only" else f" gated {gate}"
                 if strategy == "real-only":
                     if gate != args.gates[0]:
                         continue
                     agg = base[fraction]
                 else:
                     agg = run(bench, args.corpus, real, feats, strategy, fraction, args.seeds,
-                              f"{setting}/{gate}/{strategy}/f{fraction:g}", args.jobs)
+                              f"{setting}/{gate}/{safe_name(strategy)}/f{fraction:g}", args.jobs)
                 row = {"label": label, "strategy": strategy, "gate": gate, "fraction": fraction, "UA": agg["UA"],
                        "synthetic_used": used(agg), "run": agg["run"]}
                 if strategy != "real-only":
