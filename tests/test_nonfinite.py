@@ -285,15 +285,24 @@ def test_stored_values_are_checked_whatever_the_index_says(tmp_path):
     (root / "index.jsonl").write_text("".join(json.dumps(
         {"key": k, "shard": "shard-00000.safetensors", "shape": list(v.shape), "finite": True}) + "\n"
         for k, v in arrays.items()))
-    for key, words in (("inf", "NaN or infinite"), ("empty", "no frames"), ("flat", "not (layers, frames, dim)"),
-                       ("wide", "different sizes")):
+    cases = (("inf", "NaN or infinite"), ("empty", "no frames"), ("flat", "not (layers, frames, dim)"),
+             ("wide", "different sizes"))
+    calls = {}
+    for key, _ in cases:
         odd = {**recs[0], "id": key, "speaker": "s3", "features": {"store": str(root), "key": key}}
         data = manifest(tmp_path, recs + [odd], f"{key}.jsonl")
-        for proc in (run_cli("train", data, "--out", tmp_path / f"run-{key}", "--test-speakers", "s3", "--epochs", "2"),
-                     run_cli("eval", run, data, "--allow-speaker-overlap")):
+        calls[key, "train"] = ("train", data, "--out", tmp_path / f"run-{key}", "--test-speakers", "s3", "--epochs", "2")
+        calls[key, "eval"] = ("eval", run, data, "--allow-speaker-overlap")
+        calls[key, "predict"] = ("predict", run, data)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:  # independent commands: run side by side
+        done = dict(zip(calls, pool.map(lambda args: run_cli(*args), calls.values())))
+    for key, words in cases:
+        for proc in (done[key, "train"], done[key, "eval"]):
             assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr, proc.stderr
             assert f"'{key}'" in proc.stderr and words in proc.stderr
-        proc = run_cli("predict", run, data)
+        proc = done[key, "predict"]
         assert proc.returncode == 1 and no_nan_in(proc.stdout) and len(proc.stdout.splitlines()) == len(recs)
         assert f"{key}:" in proc.stderr and "(skipped)" in proc.stderr
         assert not (tmp_path / f"run-{key}").exists()
