@@ -90,7 +90,7 @@ def gate_report(folder: Path, gate: str) -> dict:
 
 def run(bench: Path, corpus: str, real: Path, syn: Path | None, strategy: str, fraction: float, seeds: str,
         name: str, jobs: int) -> dict:
-    out = bench / corpus / "gain" / name
+    out = bench / corpus / "gain" / (name if seeds == "0,1,2" else f"{name}-seeds{seeds.replace(',', '_')}")
     if not (out / "metrics.json").exists():
         extra = ["--synthetic", syn] if syn is not None and strategy != "real-only" else []
         name_, _, opts = strategy.partition(":")  # "mix:ratio=1;ratios=0,1": a strategy with -O options
