@@ -132,6 +132,7 @@ def render_on_cluster(spec: str, tts, engine: str, todo: list, prov: dict, outpu
     failed = 0
     lock = threading.Lock()
     workers: set[str] = set()  # host:pid of the workers whose shards came back
+    written: set[str] = set()  # cache keys whose records are out: never twice, whatever comes back
 
     with open_writer(output, append=True) as out, \
             ShardProgress(f"synthesize ({engine})", len(cut), len(todo)) as bar:
@@ -142,9 +143,10 @@ def render_on_cluster(spec: str, tts, engine: str, todo: list, prov: dict, outpu
                 records = seconds = 0
                 for key, outcome in result["jobs"].items():
                     group = groups[key]
-                    records += len(group)
-                    if outcome is None:  # skipped after a fatal error on that worker
+                    if outcome is None or key in written:  # skipped after a fatal error; or delivered twice
                         continue
+                    written.add(key)
+                    records += len(group)
                     if "error" in outcome:
                         failed += len(group)
                         warn(f"{group[0].rec['id']} ({group[0].voice}): {outcome['error']}")
