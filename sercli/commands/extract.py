@@ -86,7 +86,8 @@ def extract(
         warn(f"{backbone!r} features can exceed the float16 range (65504); --store-dtype float32 is safer")
     cfg = ExtractConfig(
         layers=layers, pool=pool, store_dtype=store_dtype, batch_seconds=batch_seconds,
-        device=device_names[0] if device_names else device, devices=device_names, workers=workers, chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap, compute_dtype=dtype,
+        device=device_names[0] if device_names else device, devices=device_names, workers=workers,
+        chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap, compute_dtype=dtype,
         shard_mb=shard_mb,
     )
     if not cluster:
