@@ -86,12 +86,12 @@ def sklearn_row(records_path: Path, seeds: list[int], make, norm: bool) -> dict:
     """``make(C)`` -> an estimator; C chosen by validation UA, refit on training + validation."""
     import numpy as np
 
-    from sercli.cv import make_folds, split_val
-    from sercli.data import Examples
-    from sercli.evaluate import summary
-    from sercli.metrics import compute_metrics
-    from sercli.records import read_records
-    from sercli.runs import select_labels
+    from sercli.learning.cv import make_folds, split_val
+    from sercli.learning.data import Examples
+    from sercli.evaluation.evaluate import summary
+    from sercli.core.metrics import compute_metrics
+    from sercli.core.records import read_records
+    from sercli.runs.jobs import select_labels
 
     labels, records = select_labels(read_records(records_path), [])
     index = {lab: i for i, lab in enumerate(labels)}
@@ -99,7 +99,7 @@ def sklearn_row(records_path: Path, seeds: list[int], make, norm: bool) -> dict:
     def xy(recs):
         ex = Examples.build(recs, index, 0)
         if norm:
-            from sercli.speakernorm import apply
+            from sercli.learning.speakernorm import apply
 
             ex = apply(ex, "benchmark")
         return np.stack([ex.features(i).reshape(-1) for i in range(len(ex))]), np.asarray(ex.labels)
@@ -159,7 +159,7 @@ def head_names() -> list[str]:
 
 
 def frame_level(head: str) -> bool:
-    from sercli import plugins
+    from sercli.core import plugins
 
     return bool(getattr(plugins.get_class("head", head), "frame_level", False))
 

@@ -42,7 +42,7 @@ SETTINGS = {
 def matrix(records) -> "np.ndarray":
     import numpy as np
 
-    from sercli.data import read_features
+    from sercli.learning.data import read_features
 
     return np.stack([read_features(r).reshape(-1) for r in records])
 
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--n-text", type=int, default=100, help="template sentences per emotion")
     args = ap.parse_args()
 
-    from sercli.records import read_records
+    from sercli.core.records import read_records
 
     bench = Path(os.environ.get("SERCLI_BENCH_DIR", ROOT / "work" / "bench"))
     real = read_records(features(bench, args.corpus, "whisper"))

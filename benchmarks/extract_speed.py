@@ -144,8 +144,8 @@ def timed(cmd: list[str], env: dict | None = None, watch_memory: bool = False) -
 def same_features(naive_out: Path, store: Path) -> str:
     """Whether sercli stored what the naive loop computed (up to float rounding)."""
     sys.path.insert(0, str(ROOT))
-    from sercli.features import FeatureStore
-    from sercli.fingerprint import split_key
+    from sercli.features.store import FeatureStore
+    from sercli.core.fingerprint import split_key
 
     naive = np.load(naive_out)
     fs = FeatureStore(store)

@@ -106,7 +106,7 @@ def run(bench: Path, corpus: str, real: Path, syn: Path | None, strategy: str, f
 def paired(base: dict, other: dict) -> dict:
     """The gain over ``base``: per-job (fold, seed) differences and their interval, and the
     per-fold paired tests of `sercli eval --compare`."""
-    from sercli.evaluate import paired_tests, summary
+    from sercli.evaluation.evaluate import paired_tests, summary
 
     a = {(j["fold"], j["seed"]): j["UA"] for j in base["jobs"]}
     d = [j["UA"] - a[(j["fold"], j["seed"])] for j in other["jobs"] if (j["fold"], j["seed"]) in a]
@@ -124,7 +124,7 @@ def used(agg: dict) -> float | None:
 
 
 def curve(rows: list[dict], path: Path, title: str) -> None:
-    from sercli.figures import _pyplot
+    from sercli.evaluation.figures import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -163,8 +163,8 @@ def main() -> None:
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     fractions = [float(f) for f in args.fractions.split(",")]
 
-    from sercli.fsutil import safe_name
-    from sercli.records import read_records
+    from sercli.core.fsutil import safe_name
+    from sercli.core.records import read_records
 
     bench = Path(os.environ.get("SERCLI_BENCH_DIR", ROOT / "work" / "bench"))
     real = features(bench, args.corpus, "whisper")

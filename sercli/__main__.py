@@ -1,5 +1,5 @@
 if __name__ == "__main__":
-    from sercli import fastexit
+    from sercli.core import fastexit
 
     fastexit.install_signal_handlers()  # first: a Ctrl-C while sercli imports is an interrupt too
     try:

@@ -53,15 +53,15 @@ from sercli.base import (
     TrainerAPI,
     TTSEngine,
 )
-from sercli.errors import RecordError, SercliError
-from sercli.fsutil import atomic_path, atomic_write_bytes, atomic_write_text, safe_name
-from sercli.labels import CANONICAL as EMOTIONS
-from sercli.labels import SYNONYMS, canonical, emotion_key
-from sercli.log import info, warn
-from sercli.records import Record
-from sercli.retry import MAX_BACKOFF, backoff_delay, wait_before_retry
-from sercli.sentences import same_sentence_key
-from sercli.strategy_tools import need_synthetic, sample_synthetic
+from sercli.core.errors import RecordError, SercliError
+from sercli.core.fsutil import atomic_path, atomic_write_bytes, atomic_write_text, safe_name
+from sercli.core.labels import CANONICAL as EMOTIONS
+from sercli.core.labels import SYNONYMS, canonical, emotion_key
+from sercli.core.log import info, warn
+from sercli.core.records import Record
+from sercli.core.retry import MAX_BACKOFF, backoff_delay, wait_before_retry
+from sercli.core.sentences import same_sentence_key
+from sercli.learning.strategy_tools import need_synthetic, sample_synthetic
 
 # The fields of a record (one JSON object per line of a records file). Only ``id`` is always
 # there (a line without one is given ``line<N>``); each command names the fields it needs and
@@ -90,15 +90,15 @@ RECORD_FIELDS: dict[str, str] = {
 }
 
 _LAZY = {
-    "write_wav": "sercli.audio",
-    "load_audio": "sercli.audio",
-    "Examples": "sercli.data",
-    "FitHooks": "sercli.train",
-    "HeadModule": "sercli.model",
-    "resample": "sercli.audio",
-    "run_probabilities": "sercli.filtering",
-    "read_features": "sercli.data",
-    "FeatureStore": "sercli.features",
+    "write_wav": "sercli.core.audio",
+    "load_audio": "sercli.core.audio",
+    "Examples": "sercli.learning.data",
+    "FitHooks": "sercli.learning.train",
+    "HeadModule": "sercli.learning.model",
+    "resample": "sercli.core.audio",
+    "run_probabilities": "sercli.evaluation.filtering",
+    "read_features": "sercli.features.read",
+    "FeatureStore": "sercli.features.store",
 }
 
 __all__ = [

@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Annotated
 
-from sercli import fastexit
+from sercli.core import fastexit
 
 if fastexit.started_as_cli():  # a Ctrl-C while the rest imports is an interrupt, not a traceback
     fastexit.install_signal_handlers()
@@ -20,7 +20,7 @@ try:
     import typer
     import typer.core
 
-    from sercli import plugins
+    from sercli.core import plugins
     from sercli.commands import (
         degrade,
         eval_cmd,
@@ -35,7 +35,7 @@ try:
         track,
         train,
     )
-    from sercli.errors import SercliError
+    from sercli.core.errors import SercliError
 except KeyboardInterrupt as _exc:
     if not isinstance(_exc, fastexit.Interrupted):
         raise
@@ -92,7 +92,7 @@ def _plugin_commands() -> dict:
     """name -> Click command for each plugin command; one that cannot be built is one warning."""
     global _plugin_cache
     if _plugin_cache is None:
-        from sercli import plugins
+        from sercli.core import plugins
 
         _plugin_cache = {}
         for name, obj in plugins.commands().items():
@@ -235,7 +235,7 @@ def main() -> None:
     command resumes; 141 (128 + SIGPIPE): the reader of stdout went away (``... | head -1``),
     which ends the command quietly, as it ends ``cat`` or ``yes``.
     """
-    from sercli import stdio
+    from sercli.core import stdio
 
     fastexit.install_signal_handlers()
     stdio.take_over()  # stdout holds records only, whatever a plugin or library prints
@@ -257,7 +257,7 @@ def main() -> None:
 
 
 def _run(args: list[str], debug: bool) -> int:
-    from sercli.records import forget_inputs
+    from sercli.core.records import forget_inputs
 
     forget_inputs()
     try:
@@ -322,7 +322,7 @@ def _quiet_closed_streams() -> bool:
     """If stdout or stderr is a pipe whose reader has gone, point it at /dev/null (so that
     nothing left in a buffer can fail again at exit) and say True. False when both still
     have a reader: the broken pipe was somebody else's (a socket, a subprocess)."""
-    from sercli import stdio
+    from sercli.core import stdio
 
     closed = False
     for stream, fd in ((sys.stdout, stdio.stdout_fd()), (sys.stderr, 2)):

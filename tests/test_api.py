@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import sercli.api as api
-from sercli.labels import CANONICAL
+from sercli.core.labels import CANONICAL
 
 
 def test_every_public_name_resolves():
@@ -24,7 +24,7 @@ def test_importing_the_api_is_cheap():
 def test_one_idea_of_the_same_sentence():
     key = api.same_sentence_key
     assert key("Don't  GO!") == key("don't go") == key("Don\u2019t go.") and key("Stop.") != key("Stop now.")
-    from sercli.cv import normalise_text
+    from sercli.learning.cv import normalise_text
 
     assert normalise_text is key
 
@@ -59,7 +59,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 
 
 def test_torn_tail_repair(tmp_path):
-    from sercli.fsutil import repair_torn_tail
+    from sercli.core.fsutil import repair_torn_tail
 
     p = tmp_path / "x.jsonl"
     for data, want in ((b"", b""), (b"a\n", b"a\n"), (b"a\nb", b"a\n"), (b"ab", b"")):

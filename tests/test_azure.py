@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from sercli import plugins as pl
-from sercli.errors import RecordError, SercliError
+from sercli.core import plugins as pl
+from sercli.core.errors import RecordError, SercliError
 from sercli_azure.ssml import MSTTS_NS, SSML_NS, build_ssml
 from sercli_azure.styles import DEFAULT_VOICES, EXPRESSIONS, VOICE_STYLES
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sercli import plugins as pl
-from sercli.errors import SercliError
-from sercli.features import INDEX, FeatureStore
+from sercli.core import plugins as pl
+from sercli.core.errors import SercliError
+from sercli.features.store import INDEX, FeatureStore
 
 from conftest import run_cli
 
@@ -101,8 +101,8 @@ def host_pids() -> list[int]:
 
 def test_a_killed_worker_still_leaves_every_record_once(corpus, monkeypatch):
     pytest.importorskip("ray")
-    from sercli.extract import ExtractConfig
-    from sercli.extract import distributed
+    from sercli.features.extract import ExtractConfig
+    from sercli.features import distributed
 
     monkeypatch.setattr(distributed, "SHARD_RECORDS", 5)  # 40 shards: the job outlives the kill
     pairs = [(r["features"]["key"], r["audio"]) for r in records(corpus / "local.jsonl")]
@@ -146,8 +146,8 @@ def test_a_killed_worker_still_leaves_every_record_once(corpus, monkeypatch):
 def test_a_shard_delivered_twice_is_written_once(corpus, tmp_path):
     """The driver alone writes the store, and a key at most once, whatever a cluster returns."""
     from sercli.api import Cluster
-    from sercli.extract import ExtractConfig
-    from sercli.extract.distributed import run_on_cluster
+    from sercli.features.extract import ExtractConfig
+    from sercli.features.distributed import run_on_cluster
 
     class Twice(Cluster):  # runs the shards here, and reports each one twice
         def map_shards(self, worker, shards, *, workers=None, gpus=0.0, on_result=None):

@@ -31,7 +31,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from openai_server import FakeOpenAI  # noqa: E402
 from sercli.cli import app  # noqa: E402
-from sercli.errors import SercliError  # noqa: E402
+from sercli.core.errors import SercliError  # noqa: E402
 
 KEY = "sk-test-cluster-synth"
 EMOTIONS = ("happy", "sad", "angry", "neutral")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sercli.errors import SercliError
+from sercli.core.errors import SercliError
 from test_train_eval import FAST, invoke, make_corpus
 
 ARGS = ["--cv", "loso", "--seeds", "0,1", "--norm", "none", *FAST]
@@ -67,7 +67,7 @@ class _DiesOnce:
 def test_cluster_folds_give_the_serial_jobs_though_a_worker_dies(tmp_path, corpus, serial, local_ray, monkeypatch):
     from ray import cloudpickle
 
-    from sercli import runs
+    from sercli.runs import jobs as runs
 
     dies = type("DiesOnce", (_DiesOnce, runs._JobWorker), {"mark": tmp_path / "died"})
     monkeypatch.setattr(runs, "_JobWorker", dies)
@@ -93,8 +93,8 @@ def test_each_job_trains_on_the_device_it_holds(monkeypatch):
     """A job takes a device from the pool, trains on it and gives it back; the shared plan keeps its own."""
     import multiprocessing
 
-    from sercli import runs
-    from sercli.train import TrainConfig
+    from sercli.runs import jobs as runs
+    from sercli.learning.train import TrainConfig
 
     seen = []
     monkeypatch.setattr(runs, "train_job", lambda plan, *rest: seen.append(plan.cfg.device) or plan.cfg.device)
@@ -111,7 +111,7 @@ def test_each_job_trains_on_the_device_it_holds(monkeypatch):
 
 
 def test_a_single_job_says_it_has_nothing_to_spread(tmp_path, corpus, monkeypatch):
-    from sercli import plugins as pl
+    from sercli.core import plugins as pl
 
     created, create = [], pl.create
     monkeypatch.setattr(pl, "create", lambda family, *a, **k: created.append(family) or create(family, *a, **k))

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from sercli import hookspecs
-from sercli import plugins as pl
+from sercli.core import plugins as pl
 
 SPECS = hookspecs.families()
 EXAMPLE = ROOT / "examples" / "sercli-example-plugin" / "sercli_example" / "__init__.py"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sercli.cv import check_speakers, drop_leaking, holdout, make_folds, normalise_text, split_val
-from sercli.errors import SercliError
+from sercli.learning.cv import check_speakers, drop_leaking, holdout, make_folds, normalise_text, split_val
+from sercli.core.errors import SercliError
 
 
 def records(n_speakers=6, per_speaker=6, classes=("angry", "happy", "sad")):
@@ -116,7 +116,7 @@ def test_synthetic_text_that_is_a_test_transcript_is_dropped():
 
 def test_validation_split_keeps_every_emotion_in_training():
     """Only spk0 says 'sad': no seed may move all of it into the validation part."""
-    from sercli.cv import Fold
+    from sercli.learning.cv import Fold
 
     pool = [{"id": f"{s}-{k}", "speaker": f"spk{s}",
              "emotion": (("angry", "happy", "sad") if s == 0 else ("angry", "happy"))[k % (3 if s == 0 else 2)]}
@@ -129,7 +129,7 @@ def test_validation_split_keeps_every_emotion_in_training():
 
 
 def test_official_partition_names():
-    from sercli.cv import split_role
+    from sercli.learning.cv import split_role
 
     for name in ("Train", "training", " TRAIN "):
         assert split_role(name) == "train"
@@ -185,7 +185,7 @@ def test_fields_that_are_not_partitions_are_refused():
 def test_one_partition_spelt_several_ways_is_one_fold():
     """Test_1, test-1, TEST01 and "Test 1" are one test partition (one fold, not four);
     Test and Test1, or test and eval, stay apart; testing is test."""
-    from sercli.cv import partition_key
+    from sercli.learning.cv import partition_key
 
     assert len({partition_key(v) for v in ("Test1", "test_1", "TEST-01", "Test 1", " test1 ")}) == 1
     assert len({partition_key(v) for v in ("Test", "Test1", "Eval", "Eval1")}) == 4

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from conftest import write_tone
-from sercli import degrade as dg
-from sercli.errors import SercliError
+from sercli.synthesis import degrade as dg
+from sercli.core.errors import SercliError
 
 
 def records(tmp_path, n=3):
@@ -85,7 +85,7 @@ def test_resumes_without_redoing_and_refuses_other_settings(tmp_path, cli):
 
 
 def test_espeak_prosody_jitter_varies_each_utterance_reproducibly():
-    from sercli import plugins as pl
+    from sercli.core import plugins as pl
 
     plain = pl.create("tts", "espeak")
     varied = pl.create("tts", "espeak", {"prosody_jitter": "0.3"})

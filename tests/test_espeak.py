@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sercli import plugins as pl
-from sercli.errors import RecordError, SercliError
+from sercli.core import plugins as pl
+from sercli.core.errors import RecordError, SercliError
 from sercli_espeak.engine import DEFAULT_VOICES, PROSODY, EspeakEngine
 from sercli_espeak.library import LOCK, espeak
 

@@ -54,7 +54,7 @@ def test_parallel_jobs_give_the_serial_numbers(tmp_path, corpus):
 def test_run_records_plugin_versions(tmp_path, corpus):
     real, _ = corpus
     invoke("train", real, "--test-speakers", "spk4", "--out", tmp_path / "run", *FAST)
-    from sercli.plugins import registry
+    from sercli.core.plugins import registry
 
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     # the strategy's plugin (the toy features come from no backbone plugin)
@@ -73,11 +73,12 @@ def cv_run(tmp_path_factory, corpus):
 def test_predict_ensemble_averages_exactly_the_jobs_probabilities(cv_run, corpus):
     import numpy as np
 
-    from sercli.data import Examples
-    from sercli.evaluate import probabilities, rounded
-    from sercli.records import read_records
-    from sercli.runfolder import jobs_of
-    from sercli.train import load_model
+    from sercli.learning.data import Examples
+    from sercli.evaluation.evaluate import rounded
+    from sercli.learning.model import probabilities
+    from sercli.core.records import read_records
+    from sercli.core.runfolder import jobs_of
+    from sercli.learning.train import load_model
 
     real, _ = corpus
     records = read_records(real)
@@ -99,7 +100,7 @@ def test_predict_ensemble_averages_exactly_the_jobs_probabilities(cv_run, corpus
     # without --ensemble or --job: every job averaged, as before the flag existed
     default = _jsonl(invoke("predict", cv_run, real).stdout)
     assert [p["probabilities"] for p in default] == [p["probabilities"] for p in predicted]
-    from sercli.errors import SercliError
+    from sercli.core.errors import SercliError
 
     with pytest.raises(SercliError, match="no such job"):
         invoke("predict", cv_run, real, "--job", "fold-99-seed-0")
@@ -108,8 +109,8 @@ def test_predict_ensemble_averages_exactly_the_jobs_probabilities(cv_run, corpus
 def test_eval_ensemble_seeds_scores_each_fold_with_its_seeds_averaged(cv_run, tmp_path):
     import numpy as np
 
-    from sercli.evaluate import job_probabilities, load_job, rounded
-    from sercli.runfolder import jobs_of
+    from sercli.evaluation.evaluate import job_probabilities, load_job, rounded
+    from sercli.core.runfolder import jobs_of
 
     out = tmp_path / "ev"
     printed = json.loads(invoke("eval", cv_run, "--ensemble-seeds", "--out", out).stdout.strip().splitlines()[-1])

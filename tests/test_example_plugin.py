@@ -98,7 +98,7 @@ def test_each_family_through_the_cli(site, tmp_path):
     sercli(site, "extract", real, "--backbone", "energy", "--store", tmp_path / "store-threads",
            "--cluster", "threads://2", "-o", tmp_path / "threads.jsonl")
     assert [r["id"] for r in records(tmp_path / "threads.jsonl")] == [r["id"] for r in records(feats["real"])]
-    from sercli.data import read_features
+    from sercli.learning.data import read_features
 
     for a, b in zip(records(tmp_path / "threads.jsonl"), records(feats["real"])):
         assert np.array_equal(read_features(a), read_features(b))

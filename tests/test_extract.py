@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sercli import plugins as pl
-from sercli.audio import load_audio
-from sercli.extract import ExtractConfig, extract_waveform, run_extraction
-from sercli.features import INDEX, FeatureStore
+from sercli.core import plugins as pl
+from sercli.core.audio import load_audio
+from sercli.features.extract import ExtractConfig, extract_waveform, run_extraction
+from sercli.features.store import INDEX, FeatureStore
 from sercli_hf.random_models import save_random_model
 
 from conftest import run_cli
@@ -165,7 +165,7 @@ def test_extract_all_layers_then_train_and_eval(tiny, tmp_path):
 
 def test_decoders_ahead_of_an_in_process_model(tiny, tmp_path):
     """The GPU pipeline (decoding processes feeding a model in this process), run on CPU."""
-    from sercli.extract import InProcess, batches, config_for, plan, store_meta
+    from sercli.features.extract import InProcess, batches, config_for, plan, store_meta
 
     recs = write_clips(tmp_path / "wav", 6, seed=1, hi=3.0)
     pairs = [(r["id"], r["audio"]) for r in recs]
@@ -197,7 +197,7 @@ def test_decoders_ahead_of_an_in_process_model(tiny, tmp_path):
 def test_cpu_batches_only_take_segments_close_to_the_longest():
     """On a CPU padding costs its full compute: a batch takes a segment only if it is within
     max_padding of the batch's longest (2% by default there), on a GPU any length."""
-    from sercli.extract import Item, Segment, batches, max_padding
+    from sercli.features.extract import Item, Segment, batches, max_padding
 
     lengths = [10_000, 9_900, 9_700, 9_000, 9_000]
     items = [Item(f"k{i}", "-", n, [Segment(i, 0, n)]) for i, n in enumerate(lengths)]

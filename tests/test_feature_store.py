@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from sercli.errors import SercliError
-from sercli.features import INDEX, FeatureStore
+from sercli.core.errors import SercliError
+from sercli.features.store import INDEX, FeatureStore
 
 
 def arrays(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -74,9 +74,9 @@ def test_one_writer_at_a_time(tmp_path):
 
 
 def test_only_finite_numbers_are_stored(tmp_path):
-    """The writer refuses NaN and infinity (one record's error, see sercli.extract), and its
+    """The writer refuses NaN and infinity (one record's error, see sercli.features.extract), and its
     index rows say their values are finite, so training need not read them to check."""
-    from sercli.errors import RecordError
+    from sercli.core.errors import RecordError
 
     with FeatureStore(tmp_path).writer() as w:
         for bad in (np.nan, np.inf):

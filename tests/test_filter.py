@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import run_cli
-from sercli import plugins as pl
+from sercli.core import plugins as pl
 from sercli.cli import app
-from sercli.errors import SercliError
-from sercli.features import FeatureStore
+from sercli.core.errors import SercliError
+from sercli.features.store import FeatureStore
 
 SPOKEN = [  # (id, what espeak says, the text the record claims)
     ("clear", "Could you pick up the kids from school at three tomorrow?",

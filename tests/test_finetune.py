@@ -1,4 +1,4 @@
-"""Fine-tuning an encoder with a head (sercli.finetune) on tiny random checkpoints saved from a
+"""Fine-tuning an encoder with a head (sercli.learning.finetune) on tiny random checkpoints saved from a
 config and loaded through `hf:DIR`: what learns, what is saved, what reloads, and the CLI's
 train -> eval -> predict round trip on a fine-tuned run."""
 
@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from sercli import finetune as ft
-from sercli import plugins as pl
-from sercli.data import collate
-from sercli.errors import SercliError
-from sercli.evaluate import probabilities
+from sercli.learning import finetune as ft
+from sercli.core import plugins as pl
+from sercli.learning.data import collate
+from sercli.core.errors import SercliError
+from sercli.learning.model import probabilities
 from sercli_hf.random_models import save_random_model
 
 from conftest import run_cli
@@ -226,7 +226,7 @@ def test_reload_refuses_tensors_that_do_not_fit(ssl_model, records):
 def test_the_trainer_and_strategies_fine_tune_the_same_way_every_time(strategy, ssl_model, records):
     """Through sercli's Trainer: feature-level strategies act on the encoder's hidden states,
     the encoder learns at its own rate, and a seed gives the same model twice."""
-    from sercli.train import TrainConfig, Trainer
+    from sercli.learning.train import TrainConfig, Trainer
 
     spec = ft.parse({"backbone": f"hf:{ssl_model}", "mode": "top", "layers": 1, "backbone_lr": 1e-3})
     data, _ = data_for(spec, records[0])

@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 from pydantic import Field
 
-from sercli import plugins as pl
+from sercli.core import plugins as pl
 from sercli.base import Head, Options
 from sercli.commands.train import _route_options
-from sercli.data import Examples
-from sercli.errors import SercliError
-from sercli.evaluate import probabilities
-from sercli.features import FeatureStore
+from sercli.learning.data import Examples
+from sercli.core.errors import SercliError
+from sercli.learning.model import probabilities
+from sercli.features.store import FeatureStore
 from sercli.hookspecs import hookimpl
-from sercli.train import TrainConfig, Trainer, check_frames, load_model, save_model
+from sercli.learning.train import TrainConfig, Trainer, load_model, save_model
+from sercli.learning.heads import check_frames
 from test_train_eval import invoke
 
 CLASSES = ("angry", "happy", "sad")
@@ -161,7 +162,7 @@ def test_each_head_beats_chance_and_reloads(name, frames, tmp_path):
 
 
 def _batch(data: Examples):
-    from sercli.data import collate
+    from sercli.learning.data import collate
 
     x, lengths, _, _ = collate(data, list(range(len(data))))
     return x, lengths

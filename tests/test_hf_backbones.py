@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from sercli import plugins as pl
-from sercli.errors import SercliError
-from sercli.extract import ExtractConfig, batches, chunk_bounds, extract_waveform, plan_item, run_extraction
-from sercli.features import FeatureStore
+from sercli.core import plugins as pl
+from sercli.core.errors import SercliError
+from sercli.features.extract import ExtractConfig, batches, chunk_bounds, extract_waveform, plan_item, run_extraction
+from sercli.features.store import FeatureStore
 from sercli_hf.random_models import ARCHITECTURES, save_random_model
 
 from conftest import run_cli

@@ -66,7 +66,7 @@ def test_emobox_export_of_other_records_reads_back(cli, tmp_path):
 
 
 def _pooled_records(tmp_path, n=6, layers=3, dim=5):
-    from sercli.features import FeatureStore
+    from sercli.features.store import FeatureStore
 
     rng = np.random.default_rng(0)
     store = FeatureStore(tmp_path / "store")
@@ -100,7 +100,7 @@ def test_datasets_round_trip_keeps_every_field_and_the_features(cli, tmp_path):
     proc = cli("import", "datasets", tmp_path / "ds", "-s", tmp_path / "store2", "-o", tmp_path / "back.jsonl", check=True)
     back = [json.loads(l) for l in (tmp_path / "back.jsonl").read_text().splitlines()]
     assert len(back) == len(records), proc.stderr
-    from sercli.data import read_features
+    from sercli.learning.data import read_features
 
     for a, b in zip(records, back):
         assert b["features"]["store"] == str((tmp_path / "store2").resolve())

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from conftest import run_cli
-from sercli.errors import SercliError
+from sercli.core.errors import SercliError
 from sercli_template import grammar
 from sercli_template.backend import TemplateBackend
 

@@ -12,11 +12,11 @@ import pytest
 import soundfile as sf
 from safetensors.numpy import save_file
 
-from sercli import plugins as pl
+from sercli.core import plugins as pl
 from sercli.base import Backbone
-from sercli.errors import RecordError
-from sercli.extract import ExtractConfig, Segment, compute, extract_waveform, run_extraction, store_meta
-from sercli.features import FeatureStore
+from sercli.core.errors import RecordError
+from sercli.features.extract import ExtractConfig, Segment, compute, extract_waveform, run_extraction, store_meta
+from sercli.features.store import FeatureStore
 from sercli_hf.random_models import save_random_model
 
 from conftest import run_cli, write_tone

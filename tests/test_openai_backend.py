@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from openai_server import FakeOpenAI
-from sercli import plugins as pl
-from sercli.errors import RecordError, SercliError
+from sercli.core import plugins as pl
+from sercli.core.errors import RecordError, SercliError
 
 KEY = "sk-test-DO-NOT-LEAK-4242"
 

@@ -216,7 +216,7 @@ class LoudTTS(TTSEngine):
 
     def synthesize(self, text, emotion, voice, path):
         import numpy as np
-        from sercli.audio import write_wav
+        from sercli.core.audio import write_wav
 
         print("print in a worker thread")
         t = threading.Thread(target=print, args=("print in a thread it started",))

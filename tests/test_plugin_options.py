@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from sercli import plugins as pl
+from sercli.core import plugins as pl
 from sercli.commands.plugins_cmd import type_name
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sercli.labels import canonical
+from sercli.core.labels import canonical
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from conftest import run_cli, write_tone
-from sercli.audio import load_audio
-from sercli.errors import RecordError
-from sercli.records import RecordWriter, read_records
+from sercli.core.audio import load_audio
+from sercli.core.errors import RecordError
+from sercli.core.records import RecordWriter, read_records
 
 ENV = {"SERCLI_LOAD_PLUGINS": "template,espeak"}
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from sercli.metrics import mcnemar
+from sercli.core.metrics import mcnemar
 
 QUICK = ["--epochs", "4", "--patience", "2", "--batch-size", "16"]  # a few seconds a run
 
@@ -31,7 +31,7 @@ def layered_corpus(root, layers=3, n_speakers=5, per_class=3):
     """Real and synthetic records with frame features of several layers (the signal in layer 1)."""
     import numpy as np
 
-    from sercli.features import FeatureStore
+    from sercli.features.store import FeatureStore
     from test_train_eval import CLASSES
 
     rng = np.random.default_rng(0)
@@ -124,8 +124,8 @@ def test_eval_out_and_html_report(runs, tmp_path):
 def test_layer_weights_are_the_heads_softmax(runs):
     import torch
 
-    from sercli.report import layer_weights
-    from sercli.train import load_model
+    from sercli.evaluation.report import layer_weights
+    from sercli.learning.train import load_model
 
     weights, names = layer_weights(runs / "cv")
     assert len(names) == 3 and len(weights) == 10 and all(sum(w) == pytest.approx(1.0, abs=1e-5) for w in weights.values())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sercli.metrics import compute_metrics
+from sercli.core.metrics import compute_metrics
 from sercli.commands.tables import compare_table
-from sercli.evaluate import aggregate, compare, paired_tests, summary
-from sercli.figures import confusion_png, training_curves
+from sercli.evaluation.evaluate import aggregate, compare, paired_tests, summary
+from sercli.evaluation.figures import confusion_png, training_curves
 
 LABELS = ["angry", "happy", "sad"]
 

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from sercli.errors import SercliError
-from sercli.scarce import keep_fraction, language_mismatch
+from sercli.core.errors import SercliError
+from sercli.learning.scarce import keep_fraction, language_mismatch
 
 
 def corpus(n_speakers=4, emotions=("angry", "happy", "sad", "neutral"), per_cell=(1, 3, 7, 10)):
@@ -62,9 +62,9 @@ def test_language_mismatch_names_both_languages():
 def test_plan_splits_shrink_the_training_part_only(tmp_path):
     import json
 
-    from sercli.cv import make_folds, split_val
-    from sercli.runs import Plan, plan_splits
-    from sercli.train import TrainConfig
+    from sercli.learning.cv import make_folds, split_val
+    from sercli.runs.jobs import Plan, plan_splits
+    from sercli.learning.train import TrainConfig
     from test_train_eval import CLASSES, make_corpus
 
     real_path, _ = make_corpus(tmp_path, n_speakers=5, per_class=6)

@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from sercli.errors import SercliError
-from sercli.search import choose
+from sercli.core.errors import SercliError
+from sercli.learning.search import choose
 from test_train_eval import invoke, make_corpus
 
 ARGS = ["--epochs", "3", "--patience", "2", "--batch-size", "16"]
@@ -27,7 +27,7 @@ def _config(run) -> dict:
 
 def test_choose_is_seeded_and_keeps_the_first_best_trial():
     """The study's machinery on a known objective (validation UA peaks at lr = 1e-3)."""
-    from sercli.train import TrainConfig
+    from sercli.learning.train import TrainConfig
 
     def fit(cfg):
         score = round(1 - abs(math.log10(cfg.lr) + 3) / 2, 2)
@@ -53,7 +53,7 @@ def test_choose_is_seeded_and_keeps_the_first_best_trial():
 def test_search_never_sees_the_test_fold(tmp_path, corpus, monkeypatch):
     """Every Examples the trainer is given during the search (training, validation, statistics)
     holds no record of the test speakers."""
-    from sercli.train import Trainer
+    from sercli.learning.train import Trainer
 
     seen: list[set[str]] = []
     for name in ("fit", "new_model", "evaluate"):
@@ -96,7 +96,7 @@ def test_search_is_reproducible_and_its_choice_trains_the_job(tmp_path, corpus):
         assert {k: first["head"]["options"][k] for k in head_keys} == {k: chosen[k] for k in head_keys}
         assert first["val_metrics"]["UA"] == best["val_UA"]
     # the model reloads with the chosen head (its weights have the chosen shapes)
-    from sercli.train import load_model
+    from sercli.learning.train import load_model
 
     model, config = load_model(runs[0] / "fold-00-seed-0")
     assert model.config["options"] == config["train"]["head_options"]

@@ -24,7 +24,7 @@ SLOW_PLUGIN = '''
 import time
 from sercli.hookspecs import hookimpl
 from sercli.base import LLMBackend, TTSEngine
-from sercli.errors import RecordError
+from sercli.core.errors import RecordError
 
 
 class Slow(LLMBackend):
@@ -53,7 +53,7 @@ class Quitter(TTSEngine):
 
     def synthesize(self, text, emotion, voice, path):
         import numpy as np
-        from sercli.audio import write_wav
+        from sercli.core.audio import write_wav
 
         type(self).calls += 1
         if type(self).calls > 2:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sercli import speakernorm
-from sercli.data import Examples
-from sercli.errors import SercliError
-from sercli.features import FeatureStore
+from sercli.learning import speakernorm
+from sercli.learning.data import Examples
+from sercli.core.errors import SercliError
+from sercli.features.store import FeatureStore
 from conftest import write_tone
 from test_train_eval import CLASSES, invoke, make_corpus
 
@@ -54,7 +54,7 @@ def test_each_speaker_is_standardised_with_its_own_statistics(tmp_path):
     for i in range(len(only_a)):
         assert np.array_equal(alone.features(i), ex.features(i))
     # and the raw features are not what comes out (the store is read, then standardised)
-    from sercli.data import read_features
+    from sercli.learning.data import read_features
 
     assert not np.allclose(read_features(records[0]), ex.features(0))
     # a subset or a sum of parts keeps each record's own statistics
@@ -93,8 +93,8 @@ def norm_run(tmp_path_factory):
 
 
 def test_test_speaker_statistics_come_from_its_features_only(norm_run):
-    from sercli.evaluate import job_examples, load_job
-    from sercli.runfolder import jobs_of
+    from sercli.evaluation.evaluate import job_examples, load_job
+    from sercli.core.runfolder import jobs_of
 
     _, run = norm_run
     assert json.loads((run / "config.json").read_text())["train"]["norm"] == "speaker"
@@ -149,7 +149,7 @@ def test_a_dimension_constant_in_training_is_switched_off_not_blown_up():
     """A quarter of EmoDB, speaker-normalised, has float16 dimensions that are constant over the
     training data; dividing by their floored std sent validation values to 4e5 and the head onto
     one class. Such a dimension must read as about zero; the others keep their own scale."""
-    from sercli.data import Examples, layer_stats
+    from sercli.learning.data import Examples, layer_stats
 
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(40, 2, 1, 8)).astype(np.float32) * 3

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from sercli import plugins as pl
-from sercli.audio import load_audio
-from sercli.extract import ExtractConfig, extract_waveform, store_meta
-from sercli.features import FeatureStore
+from sercli.core import plugins as pl
+from sercli.core.audio import load_audio
+from sercli.features.extract import ExtractConfig, extract_waveform, store_meta
+from sercli.features.store import FeatureStore
 
 from conftest import run_cli, write_tone
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from sercli import plugins as pl
-from sercli.data import Examples
-from sercli.errors import SercliError
-from sercli.model import HeadModule
-from sercli.train import TrainConfig, Trainer, build_head
+from sercli.core import plugins as pl
+from sercli.learning.data import Examples
+from sercli.core.errors import SercliError
+from sercli.learning.model import HeadModule
+from sercli.learning.train import TrainConfig, Trainer, build_head
 from test_train_eval import CLASSES, make_corpus
 
 ALL = ("real-only", "mix", "adversarial", "transfer", "curriculum", "noise", "specaugment", "mixup", "speed")
@@ -135,7 +135,7 @@ def test_augmentations_keep_shapes_and_change_values():
 
 
 def test_speed_needs_frame_features(tmp_path):
-    from sercli.features import FeatureStore
+    from sercli.features.store import FeatureStore
 
     store = FeatureStore(tmp_path / "s")
     store.init({"backbone": {"plugin": "toy"}, "pool": "mean", "level": "utterance", "layers": "all"})
@@ -188,7 +188,7 @@ def signal_data(root, *, helpful: bool = True, seed: int = 0):
     emotion (features independent of the label, offset from the synthetic domain), the
     validation utterances and the synthetic ones do (the same class centres). With
     ``helpful=False`` the synthetic labels are rotated: they teach the wrong emotions."""
-    from sercli.features import FeatureStore
+    from sercli.features.store import FeatureStore
 
     rng = np.random.default_rng(seed)
     store = FeatureStore(root / "signal")
@@ -268,7 +268,7 @@ def test_auto_amount_takes_synthetic_data_only_where_validation_shows_it_helps(n
 
 
 def test_transfer_standardises_each_stage_with_its_own_data(tmp_path, one_torch_thread):
-    from sercli.data import layer_stats
+    from sercli.learning.data import layer_stats
 
     real, syn, val = signal_data(tmp_path)
     seen = []

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from sercli import plugins as pl
+from sercli.core import plugins as pl
 from sercli.base import validate_options
-from sercli.errors import SercliError
+from sercli.core.errors import SercliError
 from sercli_template import grammar
 from sercli_template.backend import TemplateBackend
 

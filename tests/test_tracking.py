@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sercli.figures import chosen_epochs
+from sercli.evaluation.figures import chosen_epochs
 
 QUICK = ["--epochs", "4", "--patience", "2", "--batch-size", "16"]  # a few seconds a run
 

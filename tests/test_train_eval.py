@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import write_tone
 from sercli.cli import app
-from sercli.errors import SercliError
-from sercli.features import FeatureStore
+from sercli.core.errors import SercliError
+from sercli.features.store import FeatureStore
 
 CLASSES = ("angry", "happy", "sad")
 FAST = ["--epochs", "4", "--patience", "2", "--head", "mlp", "-O", "hidden=16", "--batch-size", "16"]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sercli import plugins as pl
-from sercli.errors import SercliError
-from sercli.extract import ExtractConfig, batches, plan_item, run_extraction
-from sercli.features import FeatureStore
+from sercli.core import plugins as pl
+from sercli.core.errors import SercliError
+from sercli.features.extract import ExtractConfig, batches, plan_item, run_extraction
+from sercli.features.store import FeatureStore
 
 from conftest import run_cli, shared_data
 
@@ -193,7 +193,7 @@ def test_cut_mode_equals_ctranslate2_on_the_recording_alone(cut):
 
 
 def real_clip() -> np.ndarray | None:
-    from sercli.audio import load_audio
+    from sercli.core.audio import load_audio
 
     data = shared_data()
     manifest = data / "tess" / "manifest.csv" if data else None

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sercli.errors import SercliError
+from sercli.core.errors import SercliError
 from sercli_hf import whisper_ct2
 
 ctranslate2 = pytest.importorskip("ctranslate2")
@@ -108,7 +108,7 @@ def test_matches_ctranslate2_on_synthetic_audio(models):
 @pytest.mark.slow
 @pytest.mark.parametrize("corpus", ["emodb", "tess"])
 def test_matches_ctranslate2_on_real_speech(models, corpus):
-    from sercli.audio import load_audio
+    from sercli.core.audio import load_audio
 
     clip = first_clip(corpus)
     if clip is None:

@@ -81,7 +81,7 @@ EXPRESSIONS: dict[str, Expression] = {
     "excited": Expression(("excited",), 1.5, ("cheerful",)),
     "calm": Expression(("calm",), 1.0, ("friendly",)),
 }
-# An emotion's spellings (anger, joy, ps...) are sercli's (sercli.labels.SYNONYMS).
+# An emotion's spellings (anger, joy, ps...) are sercli's (sercli.core.labels.SYNONYMS).
 canonical = emotion_key
 
 

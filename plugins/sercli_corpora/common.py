@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from sercli import log
+from sercli.core import log
 from sercli.api import SercliError
 
 # Corpora ship WAV; shared or converted copies are often FLAC. Both are read by soundfile.

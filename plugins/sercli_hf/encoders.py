@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sercli.errors import SercliError
+from sercli.core.errors import SercliError
 
 ENCODERS: dict[str, type["SpeechEncoder"]] = {}
 

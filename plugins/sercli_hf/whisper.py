@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from sercli.errors import SercliError
+from sercli.core.errors import SercliError
 from sercli_hf.backbone import HFBackbone
 from sercli_hf.encoders import SpeechEncoder, register_encoder
 

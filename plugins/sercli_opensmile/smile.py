@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 
 from sercli.base import Backbone
-from sercli.errors import RecordError
+from sercli.core.errors import RecordError
 
 
 class _Smile(Backbone):

@@ -87,7 +87,7 @@ class RayCluster(Cluster):
             return
         room = self.slots(gpus)
         if workers and workers > room:  # the others would wait for room that never comes
-            from sercli.log import warn
+            from sercli.core.log import warn
 
             each = f"{gpus:g} GPU" if gpus else "one CPU"
             warn(f"{workers} workers asked for: the Ray cluster has room for {room} ({each} each): using {room}")

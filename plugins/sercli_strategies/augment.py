@@ -128,7 +128,7 @@ class Speed(_Augmentation):
             return self
 
     def fit(self, trainer: TrainerAPI, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
-        from sercli.data import feature_meta
+        from sercli.features.read import feature_meta
 
         if feature_meta(real.records).get("level") != "frame":
             raise SercliError("strategy 'speed' stretches frame sequences: extract features with --pool none")

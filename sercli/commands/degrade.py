@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from sercli.options import Input, Output, Seed
-from sercli.records import read_records
+from sercli.core.options import Input, Output, Seed
+from sercli.core.records import read_records
 
 
 def degrade(
@@ -31,8 +31,8 @@ def degrade(
       sercli degrade synth.jsonl -d noisy/ --snr 20 --reverb 0.3 -o noisy.jsonl
       sercli degrade synth.jsonl -d phone/ --band 300-3400 -o phone.jsonl
     """
-    from sercli import degrade as dg
-    from sercli.synth import check_audio_dir
+    from sercli.synthesis import degrade as dg
+    from sercli.synthesis.synth import check_audio_dir
 
     d = dg.Degradation(snr=snr, reverb=reverb, band=dg.parse_band(band), seed=seed)
     records = read_records(input, required=("id", "audio"))

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from sercli.errors import SercliError
-from sercli.log import info, show
+from sercli.core.errors import SercliError
+from sercli.core.log import info, show
 
 
 def evaluate(
@@ -61,7 +61,7 @@ def evaluate(
       sercli eval runs/loso --html loso.html
       sercli eval --compare runs/real-only runs/mix runs/adversarial
     """
-    from sercli.runfolder import kind, sweep_runs
+    from sercli.core.runfolder import kind, sweep_runs
 
     if compare or kind(Path(paths[0])) == "sweep":
         if out is not None or html is not None or (not compare and paths[1:]):
@@ -80,15 +80,16 @@ def evaluate(
 def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: Path | None, overwrite: bool,
                   ensemble_seeds: bool = False, as_csv: bool = False, html: Path | None = None) -> None:
     from sercli.commands.tables import aggregate_table
-    from sercli.evaluate import evaluate_run
-    from sercli.records import read_many
-    from sercli.runfolder import check_target, is_eval_output, staged, write_evaluation
+    from sercli.evaluation.evaluate import evaluate_run
+    from sercli.core.records import read_many
+    from sercli.core.runfolder import check_target, is_eval_output, staged
+    from sercli.evaluation.write import write_evaluation
 
     if out is not None:
         _check_outside(run, out)
     if html is not None:
         _check_outside(run, html)
-    # features, or audio for a fine-tuned run: sercli.evaluate checks them against the run
+    # features, or audio for a fine-tuned run: sercli.evaluation.evaluate checks them against the run
     records = read_many(record_paths, required=("emotion",)) if record_paths else None
     if out is None:
         agg, _ = evaluate_run(run, records, allow_overlap, ensemble_seeds=ensemble_seeds)
@@ -97,20 +98,20 @@ def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: 
         with staged(out, overwrite=overwrite, replaceable=is_eval_output, what="evaluation folder") as build:
             agg, results = evaluate_run(run, records, allow_overlap, ensemble_seeds=ensemble_seeds)
             write_evaluation(build, results, agg, title=f"{out.name}: pooled test predictions")
-            from sercli.report import write_layer_weights
+            from sercli.evaluation.report import write_layer_weights
 
             write_layer_weights(run, build / "layer_weights.png")
     where = f" on {', '.join(record_paths)}" if records else ""
     how = ", seeds ensembled (probabilities averaged)" if ensemble_seeds else ""
     show(aggregate_table(agg, title=f"Evaluation of {run}{where}{how}"))
     if html is not None:
-        from sercli.report import html_report
+        from sercli.evaluation.report import html_report
 
         html.parent.mkdir(parents=True, exist_ok=True)
         html_report(run, agg, html, title=f"Evaluation of {run.name}{where}{how}")
         info(f"Wrote {html}")
     if as_csv:
-        from sercli.tabular import metrics_csv
+        from sercli.evaluation.tabular import metrics_csv
 
         print(metrics_csv(agg), end="")
     else:
@@ -128,7 +129,7 @@ def _check_outside(run: Path, out: Path) -> None:
 
 def _print_compare(runs: list[Path], allow_overlap: bool, ensemble_seeds: bool = False) -> None:
     from sercli.commands.tables import compare_table, describe_run, wide_console
-    from sercli.evaluate import compare, evaluate_run
+    from sercli.evaluation.evaluate import compare, evaluate_run
 
     evaluated = [(r, *evaluate_run(r, allow_overlap=allow_overlap, ensemble_seeds=ensemble_seeds)) for r in runs]
     rows = compare([(str(r), agg) for r, agg, _ in evaluated])
@@ -143,7 +144,7 @@ def _print_compare(runs: list[Path], allow_overlap: bool, ensemble_seeds: bool =
 def _mcnemar(first, other) -> dict | None:
     """McNemar's exact test when both runs are a single split (one job each) tested on the
     same utterances: the per-fold tests have only one fold to pair there."""
-    from sercli.metrics import mcnemar
+    from sercli.core.metrics import mcnemar
 
     if len(first) != 1 or len(other) != 1:
         return None

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sercli.errors import SercliError
-from sercli.log import info
-from sercli.options import Inputs, Output
+from sercli.core.errors import SercliError
+from sercli.core.log import info
+from sercli.core.options import Inputs, Output
 
 Format = Annotated[str, typer.Argument(help="A format: a corpus plugin that can write records (emobox, datasets).",
                                        show_default=False)]
@@ -32,7 +32,7 @@ def export(
       sercli export emobox emodb.jsonl -o emobox/emodb.jsonl
       sercli export datasets emodb_feats.jsonl -o emodb_ds/
     """
-    from sercli.records import read_many, refuse_input
+    from sercli.core.records import read_many, refuse_input
 
     fmt = _format(format, "export")
     records = read_many(inputs)
@@ -58,7 +58,7 @@ def import_(
       sercli import datasets emodb_ds/ -s feats/ -o emodb_feats.jsonl
       sercli import emobox data/casia/casia.jsonl -o casia.jsonl
     """
-    from sercli.records import open_writer, remember_input
+    from sercli.core.records import open_writer, remember_input
 
     fmt = _format(format, "import_records")
     if not source.exists():
@@ -73,8 +73,8 @@ def import_(
 
 
 def _format(name: str, method: str):
-    from sercli import plugins
-    from sercli.base import Corpus
+    from sercli.core import plugins
+    from sercli.contract.corpus import Corpus
 
     fmt = plugins.create("corpus", name)
     if getattr(type(fmt), method) is getattr(Corpus, method):

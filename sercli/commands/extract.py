@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from sercli import plugins as pl
-from sercli.base import parse_option_pairs
-from sercli.errors import SercliError
-from sercli.log import info, progress, warn
-from sercli.options import Device, Inputs, Output, PluginOptions
-from sercli.records import open_writer, read_many
+from sercli.core import plugins as pl
+from sercli.contract.common import parse_option_pairs
+from sercli.core.errors import SercliError
+from sercli.core.log import info, progress, warn
+from sercli.core.options import Device, Inputs, Output, PluginOptions
+from sercli.core.records import open_writer, read_many
 
 
 def extract(
@@ -46,13 +46,13 @@ def extract(
       sercli extract big.jsonl -b wavlm-base-plus --devices all -o f.jsonl
       sercli extract big.jsonl --device cuda --cluster ray://head:10001 -o f.jsonl
     """
-    from sercli.cluster import cluster_name, device_list
-    from sercli.extract import (
+    from sercli.core.cluster import cluster_name, device_list
+    from sercli.features.extract import (
         COMPUTE_DTYPES, POOLS, STORE_DTYPES, ExtractConfig, check_device, parse_layers, run_extraction,
         start_worker_server, store_meta,
     )
-    from sercli.features import FeatureStore
-    from sercli.fingerprint import audio_sha256s, ids_in_store, store_key
+    from sercli.features.store import FeatureStore
+    from sercli.core.fingerprint import audio_sha256s, ids_in_store, store_key
 
     if store_dtype is not None and store_dtype not in STORE_DTYPES:
         raise SercliError(f"--store-dtype {store_dtype!r}: expected float16 or float32")
@@ -66,7 +66,7 @@ def extract(
     if device_names and cluster:
         raise SercliError("--devices and --cluster: choose one (a cluster places the work on its own workers)")
     if cluster:
-        from sercli.extract.distributed import check_cluster_device
+        from sercli.features.distributed import check_cluster_device
 
         pl.get_class("cluster", cluster_name(cluster)[0])  # a bad --cluster fails before any work
         check_cluster_device(device)
@@ -100,7 +100,7 @@ def extract(
         errors[rid] = msg
         warn(f"{rid}: {msg} (skipped)")
 
-    # The store key of each record: its id and its audio's content (sercli.fingerprint).
+    # The store key of each record: its id and its audio's content (sercli.core.fingerprint).
     keys: dict[str, str] = {}
     for rec, sha in zip(records, audio_sha256s(r["audio"] for r in records)):
         if isinstance(sha, SercliError):
@@ -128,8 +128,8 @@ def extract(
     rid = {key: r for r, key in keys.items()}
 
     if todo and cluster:
-        from sercli.cluster import open_cluster
-        from sercli.extract.distributed import run_on_cluster
+        from sercli.core.cluster import open_cluster
+        from sercli.features.distributed import run_on_cluster
 
         with open_cluster(cluster) as engine:
             run_on_cluster(engine, model, todo, fs, cfg, on_error=lambda key, msg: on_error(rid[key], msg),

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from sercli import filtering
-from sercli import plugins as pl
-from sercli.base import parse_option_pairs
-from sercli.options import Device, Input, Output, PluginOptions
-from sercli.records import read_records
+from sercli.evaluation import filtering
+from sercli.core import plugins as pl
+from sercli.contract.common import parse_option_pairs
+from sercli.core.options import Device, Input, Output, PluginOptions
+from sercli.core.records import read_records
 
 
 def filter_records(

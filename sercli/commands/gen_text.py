@@ -6,11 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from sercli import plugins as pl
-from sercli import textgen
-from sercli.base import parse_option_pairs
-from sercli.errors import SercliError
-from sercli.options import Output, PluginOptions, Seed
+from sercli.core import plugins as pl
+from sercli.text import textgen
+from sercli.contract.common import parse_option_pairs
+from sercli.core.errors import SercliError
+from sercli.core.options import Output, PluginOptions, Seed
 
 
 def gen_text(

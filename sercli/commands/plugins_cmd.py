@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origi
 
 import typer
 
-from sercli import plugins as pl
-from sercli.errors import SercliError
-from sercli.log import console
-from sercli.options import JsonFlag
+from sercli.core import plugins as pl
+from sercli.core.errors import SercliError
+from sercli.core.log import console
+from sercli.core.options import JsonFlag
 
 
 def plugins(

@@ -2,12 +2,12 @@
 
 Audio goes through the same backbone, options, chunking, layers, pooling and storage precision
 as the model's training features (its config's ``features``: the feature store's metadata,
-replayed by sercli.extract.extract_waveform), so a prediction sees what training saw. Manifest records that already carry features of that kind
+replayed by sercli.features.extract.extract_waveform), so a prediction sees what training saw. Manifest records that already carry features of that kind
 are used as they are. A cross-validation run has one model per fold and seed: their probabilities are averaged
 (``--ensemble``, the default), or ``--job NAME`` uses one. A model trained with
 ``--norm speaker`` standardises each speaker's inputs with statistics over that speaker's
-inputs given here (records need a speaker, and enough utterances each: sercli.speakernorm).
-Probabilities come from sercli.evaluate.probabilities, in the model's batches, as `eval`
+inputs given here (records need a speaker, and enough utterances each: sercli.learning.speakernorm).
+Probabilities come from sercli.evaluation.evaluate.probabilities, in the model's batches, as `eval`
 computes them: `predict RUN FEATURES.jsonl` gives exactly the probabilities `eval` gives.
 An input whose features or probabilities are not finite numbers is skipped with the reason.
 """
@@ -20,9 +20,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sercli.errors import RecordError, SercliError
-from sercli.log import warn
-from sercli.options import Device, Output
+from sercli.core.errors import RecordError, SercliError
+from sercli.core.log import warn
+from sercli.core.options import Device, Output
 
 
 def predict(
@@ -56,10 +56,11 @@ def predict(
     """
     import numpy as np
 
-    from sercli.evaluate import Arrays, norm_of, probabilities, rounded
-    from sercli.finetune import is_finetuned
-    from sercli.records import open_writer
-    from sercli.train import load_model
+    from sercli.evaluation.evaluate import Arrays, norm_of, rounded
+    from sercli.learning.model import probabilities
+    from sercli.learning.finetune import is_finetuned
+    from sercli.core.records import open_writer
+    from sercli.learning.train import load_model
 
     jobs = _jobs(model, ensemble, job)
     models = [load_model(j["dir"]) for j in jobs]
@@ -71,7 +72,7 @@ def predict(
     records = _read_inputs(inputs)
     speaker_norm = norm_of(config) == "speaker"
     if speaker_norm:  # before any audio is read
-        from sercli.speakernorm import speakers_of
+        from sercli.learning.speakernorm import speakers_of
 
         speakers_of(records, "this run standardises each speaker's features (norm: speaker; a run trained with --norm none classifies single files)")
     if is_finetuned(config):  # a fine-tuned encoder is part of the model: it reads the audio
@@ -87,7 +88,7 @@ def predict(
         todo = [rec for rec in records if rec["id"] not in failed]
         arrays = [feats[rec["id"]] for rec in todo]
         if speaker_norm and todo:
-            from sercli.speakernorm import apply_arrays
+            from sercli.learning.speakernorm import apply_arrays
 
             arrays = apply_arrays(todo, arrays, "the inputs that could be read (norm: speaker)")
         arrays = Arrays(arrays)
@@ -113,9 +114,9 @@ def predict(
 
 
 def _write_csv(rows: list[dict[str, Any]], output: str | None) -> None:
-    from sercli.fsutil import atomic_write_text
-    from sercli.records import is_stdout, refuse_input
-    from sercli.tabular import predictions_csv
+    from sercli.core.fsutil import atomic_write_text
+    from sercli.core.records import is_stdout, refuse_input
+    from sercli.evaluation.tabular import predictions_csv
 
     refuse_input(output)
     text = predictions_csv(rows)
@@ -129,7 +130,7 @@ def _write_csv(rows: list[dict[str, Any]], output: str | None) -> None:
 def _jobs(run: Path, ensemble: bool, name: str | None) -> list[dict[str, Any]]:
     """The jobs whose models predict: the one named (--job), else every job (their
     probabilities averaged: the default, which --ensemble states explicitly)."""
-    from sercli.runfolder import jobs_of, kind
+    from sercli.core.runfolder import jobs_of, kind
 
     if kind(run) == "sweep":
         raise SercliError(f"{run} is a sweep: pick one of its runs")
@@ -146,7 +147,7 @@ def _jobs(run: Path, ensemble: bool, name: str | None) -> list[dict[str, Any]]:
 
 def _audio(records, meta: dict[str, Any]):
     """(records to predict, failed ids, their waveforms as Examples) for a fine-tuned model."""
-    from sercli.finetune import readable, unlabelled
+    from sercli.learning.finetune import readable, unlabelled
 
     todo, unread = readable(records, meta)
     for why in unread.values():
@@ -155,7 +156,7 @@ def _audio(records, meta: dict[str, Any]):
 
 
 def _read_inputs(inputs: list[str]) -> list[dict[str, Any]]:
-    from sercli.records import read_records
+    from sercli.core.records import read_records
 
     records: list[dict[str, Any]] = []
     for item in inputs:
@@ -176,7 +177,8 @@ def _features(records, meta: dict[str, Any], device: str):
     """id -> (layers, frames, dim) float32 features as training saw them; and the failed ids."""
     import numpy as np
 
-    from sercli.data import read_features, store_for
+    from sercli.learning.data import read_features
+    from sercli.features.read import store_for
 
     out: dict[str, np.ndarray] = {}
     todo = []
@@ -194,7 +196,7 @@ def _features(records, meta: dict[str, Any], device: str):
         else:
             raise SercliError(f"record {rec['id']!r}: its features are of another kind than the model's, and it has no audio")
     if todo:
-        from sercli.log import progress
+        from sercli.core.log import progress
 
         backbone = _backbone(meta, device)
         with progress() as bar:
@@ -210,7 +212,7 @@ def _features(records, meta: dict[str, Any], device: str):
 
 
 def _backbone(meta: dict[str, Any], device: str):
-    from sercli import plugins as pl
+    from sercli.core import plugins as pl
 
     identity = meta["backbone"]
     backbone = pl.create("backbone", identity["plugin"], identity.get("options", {}))
@@ -228,8 +230,8 @@ def _extract(backbone, audio: str, meta: dict[str, Any], device: str):
     (chunks, layers, pooling and storage precision), then as float32 like training read them."""
     import numpy as np
 
-    from sercli.audio import load_audio
-    from sercli.extract import config_for, extract_waveform
+    from sercli.core.audio import load_audio
+    from sercli.features.extract import config_for, extract_waveform
 
     cfg = config_for(meta, device)
     wav = load_audio(audio, backbone.sample_rate)

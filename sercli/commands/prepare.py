@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 import typer.core
 
-from sercli.errors import SercliError
-from sercli.options import Output, PluginOptions
+from sercli.core.errors import SercliError
+from sercli.core.options import Output, PluginOptions
 
 Classes = Annotated[
     Optional[str],
@@ -34,7 +34,7 @@ class PrepareCommand(typer.core.TyperCommand):
     """`prepare --help` names the corpus readers installed, asked of the registry only then."""
 
     def format_help(self, ctx, formatter) -> None:
-        from sercli import plugins
+        from sercli.core import plugins
 
         for param in self.params:
             if param.name == "corpus":
@@ -66,9 +66,10 @@ def prepare(
       sercli prepare iemocap /data/IEMOCAP --map none --classes all
       sercli prepare generic labels.csv --map calm=neutral -o mine.jsonl
     """
-    from sercli import manifest, plugins
-    from sercli.base import parse_option_pairs
-    from sercli.labels import LabelRules
+    from sercli.core import manifest
+    from sercli.core import plugins
+    from sercli.contract.common import parse_option_pairs
+    from sercli.core.labels import LabelRules
 
     reader = plugins.create("corpus", corpus, parse_option_pairs(option))
     rules = LabelRules.from_cli(classes, maps, reader.default_classes, reader.default_map)
@@ -90,7 +91,7 @@ def _print_summary(manifest, rules, destination: str) -> None:
     from rich.columns import Columns
     from rich.table import Table
 
-    from sercli.log import console, info
+    from sercli.core.log import console, info
 
     written = manifest.written
     minutes = sum(r["duration"] for r in written) / 60

@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from sercli import plugins as pl
-from sercli import synth
-from sercli.base import parse_option_pairs
-from sercli.cluster import cluster_name
-from sercli.options import Input, Output, PluginOptions, Seed
-from sercli.records import read_records
+from sercli.core import plugins as pl
+from sercli.synthesis import synth
+from sercli.contract.common import parse_option_pairs
+from sercli.core.cluster import cluster_name
+from sercli.core.options import Input, Output, PluginOptions, Seed
+from sercli.core.records import read_records
 
 
 def synthesize(
@@ -59,5 +59,12 @@ def synthesize(
     tts = pl.create("tts", engine, parse_option_pairs(option))
     chosen = synth.parse_voices(voices, tts, engine)
     source = "<stdin>" if input == "-" else input
+    render = None
+    if cluster:
+        from functools import partial
+
+        from sercli.synthesis.cluster import render_on_cluster
+
+        render = partial(render_on_cluster, cluster)
     synth.run(records, tts, engine, chosen, voices_per_text, seed, audio_dir, output, jobs, source, dry_run,
-              cluster)
+              render)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sercli.evaluate import METRICS
+from sercli.evaluation.evaluate import METRICS
+from sercli.evaluation.describe import _options_text, describe_run, seeds_of  # noqa: F401
 
 
 def wide_console():
@@ -14,7 +15,7 @@ def wide_console():
     squeeze a wide table into 80 there)."""
     from rich.console import Console
 
-    from sercli.log import console
+    from sercli.core.log import console
 
     return console if console.is_terminal else Console(stderr=True, highlight=False, width=200)
 
@@ -41,48 +42,6 @@ def aggregate_table(agg: dict[str, Any], title: str):
         summ.add_row(m, f"{s['mean']:.4f}", "-" if len(agg["jobs"]) < 2 else f"{s['std']:.4f}",
                      ci if ci == "-" else f"[{ci}]")
     return Group(jobs, summ, metrics_table(agg["pooled"], title="All test predictions pooled", seeds=seeds_of(agg)))
-
-
-def seeds_of(agg: dict[str, Any]) -> int:
-    """How many times the pooled predictions hold each test utterance (once per seed)."""
-    return 1 if agg.get("ensemble_seeds") else max(len(agg.get("seeds") or [1]), 1)
-
-
-def describe_run(run: Path) -> dict[str, str]:
-    """``{"features": "whisper-tiny.en mean", "head": "mlp (hidden=16)"}`` of a run's first job:
-    what two runs that differ in more than the strategy differ in."""
-    from sercli.runfolder import CONFIG_FILE, jobs_of, read_json
-
-    config = read_json(jobs_of(run)[0]["dir"] / CONFIG_FILE)
-    meta = config.get("features") or {}
-    backbone = meta.get("backbone") or {}
-    features = backbone.get("plugin", "?") + _options_text(backbone.get("options") or {}, "backbone",
-                                                           backbone.get("plugin", "?"))
-    if meta.get("layers") not in (None, "all"):
-        features += f" layers {meta['layers']}"
-    if meta.get("pool"):
-        features += f" {meta['pool']}"
-    finetune = (config.get("train") or {}).get("finetune")
-    if finetune:
-        features += f" (fine-tuned: {finetune.get('mode', '?')})"
-    head = config.get("head") or {}
-    return {"features": features, "head": head.get("name", "mlp") + _options_text(head.get("options") or {}, "head",
-                                                                                  head.get("name", "mlp"))}
-
-
-def _options_text(options: dict, family: str | None = None, name: str | None = None) -> str:
-    """`` (k=v, ...)`` of the options that differ from the plugin's defaults (all when unknown)."""
-    defaults = {}
-    if family:
-        from sercli import plugins as pl
-        from sercli.errors import SercliError
-
-        try:
-            defaults = pl.get_class(family, name).Options().model_dump(mode="json")
-        except (SercliError, Exception):  # not installed any more, or required options
-            defaults = {}
-    shown = {k: v for k, v in sorted(options.items()) if k not in defaults or defaults[k] != v}
-    return " (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else ""
 
 
 def _ci(stat: dict[str, Any], sep: str = "-") -> str:

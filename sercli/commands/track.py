@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from sercli.log import info
-from sercli.options import PluginOptions
+from sercli.core.log import info
+from sercli.core.options import PluginOptions
 
 
 def track(
@@ -26,11 +26,11 @@ def track(
       sercli track runs/mix --tracker tensorboard --out tb/
       tensorboard --logdir tb/
     """
-    from sercli import plugins
-    from sercli.base import parse_option_pairs
-    from sercli.errors import SercliError
-    from sercli.runfolder import kind
-    from sercli.tracking import track as send
+    from sercli.core import plugins
+    from sercli.contract.common import parse_option_pairs
+    from sercli.core.errors import SercliError
+    from sercli.core.runfolder import kind
+    from sercli.runs.tracking import track as send
 
     if kind(run) == "sweep":
         raise SercliError(f"{run} is a sweep: track its runs one by one")

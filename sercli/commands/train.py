@@ -9,15 +9,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sercli import plugins as pl
+from sercli.core import plugins as pl
 from sercli.commands.train_options import route_options as _route_options
 from sercli.commands.train_options import runner as _runner
 from sercli.commands.train_options import split as _split
 from sercli.commands.train_options import tune_grid as _tune_grid
 from sercli.commands.train_options import value_lists as _value_lists
-from sercli.errors import SercliError
-from sercli.log import info, show
-from sercli.options import Device, Inputs
+from sercli.core.errors import SercliError
+from sercli.core.log import info, show
+from sercli.core.options import Device, Inputs
 
 
 # `train --help` in groups (sercli.cli sets each option's rich_help_panel from this)
@@ -158,11 +158,12 @@ def train(
       sercli train f.jsonl --cv loso --cluster ray://head:10001 --out /shared/cv
       sercli train f.jsonl --cv loso --devices cuda:0,cuda:1 --out runs/gpus
     """
-    from sercli.records import read_many
-    from sercli.runfolder import check_target
-    from sercli.runs import select_labels
-    from sercli.scarce import check_fraction
-    from sercli.train import DEFAULT_HEAD, TrainConfig, check_frames
+    from sercli.core.records import read_many
+    from sercli.core.runfolder import check_target
+    from sercli.runs.jobs import select_labels
+    from sercli.learning.scarce import check_fraction
+    from sercli.learning.train import DEFAULT_HEAD, TrainConfig
+    from sercli.learning.heads import check_frames
 
     head = head or DEFAULT_HEAD
     seed_list = _seeds(seeds, cv, test_speakers, test, val_speakers)
@@ -201,8 +202,8 @@ def train(
 
 def _tracker(name: str | None, option: list[str] | None):
     """The --tracker plugin with its -O tracker.KEY=VALUE options (checked before training)."""
-    from sercli import plugins
-    from sercli.base import parse_option_pairs
+    from sercli.core import plugins
+    from sercli.contract.common import parse_option_pairs
 
     pairs = [o.partition(".")[2] for o in option or [] if o.startswith("tracker.")]
     if name is None:
@@ -213,10 +214,10 @@ def _tracker(name: str | None, option: list[str] | None):
 
 
 def _finetune(backbone, mode, layers, rank, backbone_lr, norm) -> dict[str, Any] | None:
-    """TrainConfig.finetune of the --finetune options, checked (sercli.finetune); None without."""
+    """TrainConfig.finetune of the --finetune options, checked (sercli.learning.finetune); None without."""
     if not backbone:
         return None
-    from sercli import finetune as ft
+    from sercli.learning import finetune as ft
 
     if norm == "speaker":
         raise SercliError("--norm speaker standardises stored features: it does not go with --finetune")
@@ -263,7 +264,7 @@ def _variants(strategy: str, options: dict[str, Any], swept: dict[str, list[str]
 
 def _folds(real, labels, cv, test_speakers, val_speakers, test, allow_speaker_overlap):
     """(folds, protocol) of --cv, or the one hold-out fold of --test-speakers / --test."""
-    from sercli.cv import holdout, make_folds
+    from sercli.learning.cv import holdout, make_folds
 
     if cv:
         return make_folds(real, cv, allow_speaker_overlap=allow_speaker_overlap), cv
@@ -280,17 +281,18 @@ def _train_runs(base, options, swept, variants, names, out: Path, overwrite: boo
     (``runner``: see `_runner`; a --cluster is joined once, for every run)."""
     from contextlib import ExitStack
 
-    from sercli.cluster import open_cluster
+    from sercli.core.cluster import open_cluster
     from sercli.commands.tables import aggregate_table, compare_table, wide_console
-    from sercli.evaluate import compare, evaluate_jobs
-    from sercli.runfolder import staged, write_evaluation, write_sweep
-    from sercli.runs import Plan, plan_splits, run_plan
+    from sercli.evaluation.evaluate import compare, evaluate_jobs
+    from sercli.core.runfolder import staged, write_sweep
+    from sercli.evaluation.write import write_evaluation
+    from sercli.runs.jobs import Plan, plan_splits, run_plan
 
     strategy = base["strategy"]
     if base["cfg"].norm == "auto":
         from dataclasses import replace
 
-        from sercli.runs import resolve_norm
+        from sercli.runs.jobs import resolve_norm
 
         base["cfg"] = replace(base["cfg"], norm=resolve_norm(Plan(strategy_options=options, **base)))
     base["splits"] = plan_splits(Plan(strategy_options=options, **base))  # refusals before any training
@@ -315,11 +317,11 @@ def _train_runs(base, options, swept, variants, names, out: Path, overwrite: boo
                                                where=lambda job: run_dir if job.name == "." else run_dir / job.name)
                 title = f"{out.name}/{name}" if swept else out.name
                 write_evaluation(run_dir, evaluated, agg, title=f"{title}: pooled test predictions")
-                from sercli.report import write_layer_weights
+                from sercli.evaluation.report import write_layer_weights
 
                 write_layer_weights(run_dir, run_dir / "layer_weights.png")
-            if tracking is not None:  # inside the run, from what it holds (sercli.tracking)
-                from sercli.tracking import track
+            if tracking is not None:  # inside the run, from what it holds (sercli.runs.tracking)
+                from sercli.runs.tracking import track
 
                 track(tracking, run_dir, run_dir / tracking.name)
             results.append((name or str(out), agg))
@@ -338,7 +340,7 @@ def _train_runs(base, options, swept, variants, names, out: Path, overwrite: boo
 
 def _sweep_name(values: dict[str, str]) -> str:
     """RUN/KEY=VALUE+KEY=VALUE: each part a safe file name, whatever the value."""
-    from sercli.fsutil import safe_name
+    from sercli.core.fsutil import safe_name
 
     name = "+".join(f"{safe_name(k)}={safe_name(v)}" for k, v in values.items())
     return name if len(name) <= 120 else safe_name(name)
@@ -346,10 +348,10 @@ def _sweep_name(values: dict[str, str]) -> str:
 
 def _test_records(paths: list[str], labels: list[str]) -> list[dict[str, Any]]:
     """--test records with a learnt emotion; the others are reported, and none at all refused."""
-    from sercli.log import warn
-    from sercli.records import read_many
+    from sercli.core.log import warn
+    from sercli.core.records import read_many
 
-    records = read_many(paths, required=("emotion",))  # features or audio: checked with the rest by sercli.runs
+    records = read_many(paths, required=("emotion",))  # features or audio: checked with the rest by sercli.runs.jobs
     kept = [r for r in records if r["emotion"] in labels]
     others = sorted({str(r["emotion"]) for r in records} - set(labels))
     if not kept:

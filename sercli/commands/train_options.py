@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sercli import plugins as pl
-from sercli.base import parse_option_pairs
-from sercli.errors import SercliError
+from sercli.core import plugins as pl
+from sercli.contract.common import parse_option_pairs
+from sercli.core.errors import SercliError
 
 
 def split(text: Optional[str]) -> list[str]:
@@ -31,8 +31,9 @@ def tune_grid(pairs: list[str] | None, head: str, head_options: dict[str, Any]) 
     (each value checked by the head's Options, with the other -O options)."""
     from pydantic import TypeAdapter, ValidationError
 
-    from sercli.base import validate_options
-    from sercli.train import TUNABLE, TrainConfig, tunable
+    from sercli.contract.common import validate_options
+    from sercli.learning.train import TUNABLE, TrainConfig
+    from sercli.learning.heads import tunable
 
     types = {"int": int, "float": float, "bool": bool, "str": str}
     head_cls = pl.get_class("head", head)
@@ -79,8 +80,8 @@ def route_options(pairs: list[str] | None, head: str, strategy: str) -> tuple[di
 
 
 def runner(jobs: int | None, device: str, devices: str | None, cluster: str | None) -> dict[str, Any]:
-    """Where the jobs train (`sercli.runs.trained_jobs`): jobs, devices and the --cluster spec, checked."""
-    from sercli.cluster import cluster_name, parse_devices
+    """Where the jobs train (`sercli.runs.jobs.trained_jobs`): jobs, devices and the --cluster spec, checked."""
+    from sercli.core.cluster import cluster_name, parse_devices
 
     device_list = parse_devices(devices)
     if device_list and cluster:

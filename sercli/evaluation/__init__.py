@@ -1,0 +1,1 @@
+"""Evaluation: metrics, scoring trained runs, reports and figures."""

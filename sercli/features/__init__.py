@@ -1,0 +1,1 @@
+"""Features: the feature store, reading features, and extraction (sercli extract)."""

@@ -1,0 +1,1 @@
+"""Learning: fold preparation, training, strategies' shared tools, fine-tuning, search."""

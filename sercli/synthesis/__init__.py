@@ -1,0 +1,1 @@
+"""Synthesis: text records spoken by TTS engines (sercli synthesize, sercli degrade)."""

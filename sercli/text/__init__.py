@@ -1,0 +1,1 @@
+"""Text: sentences written by an LLM backend (sercli gen-text)."""
