@@ -57,9 +57,9 @@ def test_language_mismatch_names_both_languages():
     assert language_mismatch(de, [{}]) is None and language_mismatch([{}], en) is None  # unknown: no claim
 
 
-# -- the protocol in a run: only the training part shrinks ---------------------------------------
+# -- the protocol in a run: F of every non-test speaker, training and validation alike ----------
 
-def test_plan_splits_shrink_the_training_part_only(tmp_path):
+def test_plan_splits_keep_the_fraction_of_training_and_validation_and_leave_the_test_whole(tmp_path):
     import json
 
     from sercli.learning.cv import make_folds, split_val
@@ -73,15 +73,62 @@ def test_plan_splits_shrink_the_training_part_only(tmp_path):
     plan = Plan(labels=list(CLASSES), folds=folds, seeds=[0, 1], strategy="real-only", strategy_options={},
                 cfg=TrainConfig(), protocol="loso", real_fraction=0.5)
     splits = plan_splits(plan)
-    for (i, seed), (train, val) in splits.items():
+    for (i, seed), job in splits.items():
         full_train, full_val = split_val(folds[i], plan.val_fraction, seed)
-        assert val == full_val  # the validation part is untouched
-        assert {r["id"] for r in train} <= {r["id"] for r in full_train}
-        assert not {r["id"] for r in train} & {r["id"] for r in folds[i].test}
-        kept, full = cells(train), cells(full_train)
-        assert set(kept) == set(full) and all(1 <= kept[k] and abs(kept[k] - n / 2) <= 1 for k, n in full.items())
-        assert len(train) == round(len(full_train) / 2)
-    assert splits[(0, 0)][0] != splits[(0, 1)][0]  # each seed draws its own subset
+        assert job.test == folds[i].test  # the test fold stays whole
+        for part, full in ((job.train, full_train), (job.val, full_val)):
+            assert {r["id"] for r in part} <= {r["id"] for r in full}
+            kept, whole = cells(part), cells(full)
+            assert set(kept) == set(whole) and all(1 <= kept[k] and abs(kept[k] - n / 2) <= 1 for k, n in whole.items())
+        non_test = len(full_train) + len(full_val)
+        assert job.non_test == non_test and len(job.train) + len(job.val) == round(non_test / 2)
+        assert job.real_used()["share"] == round((len(job.train) + len(job.val)) / non_test, 4)
+    assert splits[(0, 0)].train != splits[(0, 1)].train  # each seed draws its own subset
+
+
+def test_no_model_learns_from_more_than_the_fraction_refit_and_search_trials_included(tmp_path, monkeypatch):
+    """At F = 0.25 every model a job trains (each --search trial, the refit) sees at most F of
+    the fold's non-test real utterances plus one per speaker x emotion cell (the rounding)."""
+    import json
+
+    from sercli.learning.train import Trainer
+    from test_train_eval import CLASSES, invoke, make_corpus
+
+    real_path, _ = make_corpus(tmp_path, n_speakers=6, per_class=8)
+    real = [json.loads(line) for line in real_path.read_text().splitlines()]
+    seen: list[set[str]] = []
+    original = Trainer.fit
+
+    def spy(self, model, train, val, *args, **kwargs):
+        seen.append({r["id"] for r in train.records if r.get("source") == "real"} | {r["id"] for r in val.records})
+        return original(self, model, train, val, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    run = tmp_path / "run"
+    invoke("train", real_path, "--cv", "loso", "--real-fraction", "0.25", "--search", "2", "--refit", "--out", run,
+           "--epochs", "3", "--patience", "2", "--batch-size", "16")
+    n_speakers, n_cells = 6, 6 * len(CLASSES)
+    non_test = len(real) * (n_speakers - 1) // n_speakers
+    bound = 0.25 * non_test + (n_speakers - 1) * len(CLASSES)
+    assert len(seen) >= n_speakers * 3  # two trials and a refit per job
+    assert all(len(ids) <= bound for ids in seen), (max(map(len, seen)), bound)
+    assert n_cells and max(map(len, seen)) < 0.5 * non_test
+    for job in sorted(run.glob("*-seed-*")):
+        used = json.loads((job / "config.json").read_text())["real"]
+        assert used["non_test"] == non_test and used["learned_from"] <= bound
+        assert used["learned_from"] == used["train"] + used["val"]
+
+
+def test_the_run_says_how_much_real_speech_it_learned_from(tmp_path, cli):
+    from test_train_eval import FAST, make_corpus
+
+    real_path, _ = make_corpus(tmp_path, per_class=8)
+    proc = cli("train", real_path, "--cv", "loso", "--real-fraction", "0.25", "--out", tmp_path / "run", *FAST,
+               check=True)
+    line = next(l for l in proc.stderr.splitlines() if "learned from" in l)
+    assert "of 96 non-test real utterances" in line and "25%" in line, line
+    proc = cli("train", real_path, "--cv", "loso", "--out", tmp_path / "all", *FAST, check=True)
+    assert "learned from 96 of 96 non-test real utterances, 100%" in proc.stderr
 
 
 def test_train_records_the_fraction_and_warns_on_a_language_mismatch(tmp_path, cli):
@@ -106,3 +153,67 @@ def test_train_records_the_fraction_and_warns_on_a_language_mismatch(tmp_path, c
     assert config["counts"]["train"] == len(config["speakers"]["train"]) * 9
     bad = cli("train", real_path, "--cv", "loso", "--real-fraction", "0", "--out", tmp_path / "bad", "--head", "mlp", *FAST)
     assert bad.returncode != 0 and "--real-fraction" in bad.stderr
+
+
+# -- speech derived from real recordings (derived_from) ------------------------------------------
+
+def _derived_corpus(tmp_path):
+    """The toy corpus with one derived synthetic record per real one (its features), and a
+    second generation derived from the first (a chain to the real source)."""
+    import json
+
+    from test_train_eval import make_corpus
+
+    real_path, _ = make_corpus(tmp_path, n_speakers=5, per_class=8)
+    real = [json.loads(line) for line in real_path.read_text().splitlines()]
+    first = [{**r, "id": f"rs-{r['id']}", "source": "synthetic", "speaker": f"rs:{r['speaker']}",
+              "derived_from": {"id": r["id"], "speaker": r["speaker"]}} for r in real]
+    second = [{**r, "id": f"rs2-{r['id']}", "derived_from": {"id": r["id"], "speaker": r["speaker"]}} for r in first[::3]]
+    syn_path = tmp_path / "derived.jsonl"
+    syn_path.write_text("".join(json.dumps(r) + "\n" for r in first + second))
+    return real_path, syn_path, real
+
+
+def test_derived_speech_trains_only_beside_its_own_source(tmp_path, monkeypatch):
+    import json
+
+    from sercli.learning.train import Trainer
+    from test_train_eval import invoke
+
+    real_path, syn_path, real = _derived_corpus(tmp_path)
+    source = {f"rs-{r['id']}": r["id"] for r in real} | {f"rs2-rs-{r['id']}": r["id"] for r in real}
+    calls = []
+    original = Trainer.fit
+
+    def spy(self, model, train, val, *args, **kwargs):
+        calls.append(({r["id"] for r in train.records if r["source"] == "real"},
+                      [r["id"] for r in train.records if r["source"] == "synthetic"]))
+        return original(self, model, train, val, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    run = tmp_path / "run"
+    invoke("train", real_path, "--synthetic", syn_path, "--strategy", "mix", "-O", "ratio=1", "--cv", "loso",
+           "--real-fraction", "0.5", "--refit", "--out", run, "--epochs", "2", "--patience", "2", "--batch-size", "16")
+    assert calls and all(synthetic for _, synthetic in calls)
+    for real_ids, synthetic in calls:
+        assert {source[s] for s in synthetic} <= real_ids  # each derived utterance beside its own source
+    for job in sorted(run.glob("*-seed-*")):
+        config = json.loads((job / "config.json").read_text())
+        dropped = config["counts"]["synthetic_dropped"]
+        assert {"derived_from_test", "derived_from_validation", "derived_from_left_out_by_real_fraction"} <= set(dropped)
+        kept = config["counts"]["synthetic"]
+        assert kept + sum(dropped.values()) == len(syn_path.read_text().splitlines())
+
+
+def test_a_derived_record_naming_no_record_is_one_line(tmp_path, cli):
+    import json
+
+    real_path, syn_path, _ = _derived_corpus(tmp_path)
+    recs = [json.loads(line) for line in syn_path.read_text().splitlines()]
+    recs[3]["derived_from"] = {"id": "no-such-utterance", "speaker": "x"}
+    syn_path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "run"
+    proc = cli("train", real_path, "--synthetic", syn_path, "--strategy", "mix", "--cv", "loso", "--out", out)
+    assert proc.returncode == 1 and not out.exists()
+    lines = proc.stderr.strip().splitlines()
+    assert "no-such-utterance" in lines[-1] and "derived_from" in lines[-1] and "Traceback" not in proc.stderr

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from joblib import Parallel
 
 from sercli.contract.cluster import ShardWorker
-from sercli.learning.cv import Fold, check_fold, check_speakers, drop_leaking, speaker, split_val
+from sercli.learning.cv import Fold, check_fold, check_speakers, speaker
 from sercli.core.errors import SercliError
 from sercli.core.fsutil import safe_name
 from sercli.core.log import info, warn
@@ -27,11 +27,12 @@ from sercli.core.runfolder import (
     CURVES_FILE, HISTORY_FILE, LEAKED_FILE, RUN_FILE, TEST_FILE, child, plugin_versions, provenance, write_json,
     write_jsonl,
 )
-from sercli.learning.scarce import keep_fraction, warn_language
+from sercli.learning import fold as prep
+from sercli.learning.scarce import warn_language
 from sercli.learning.speakernorm import speakers_of
 
 Record = dict[str, Any]
-Splits = dict[tuple[int, int], tuple[list[Record], list[Record]]]
+Splits = dict[tuple[int, int], prep.Split]
 
 
 @dataclass
@@ -48,10 +49,10 @@ class Plan:
     synthetic: list[Record] = field(default_factory=list)
     tune: dict[str, list[Any]] = field(default_factory=dict)
     val_fraction: float = 0.2
-    real_fraction: float = 1.0  # share of each training part kept (sercli.learning.scarce: --real-fraction)
+    real_fraction: float = 1.0  # share of each non-test speaker's real data kept (sercli.learning.fold)
     inputs: list[str] = field(default_factory=list)
     allow_speaker_overlap: bool = False  # the one route: checked here, recorded for `eval`
-    splits: Splits | None = None  # (fold index, seed) -> (train, val), from `plan_splits`
+    splits: Splits | None = None  # (fold index, seed) -> the job's records, from `plan_splits`
 
     def single(self) -> bool:
         return self.protocol == "holdout" and len(self.folds) == 1 and len(self.seeds) == 1
@@ -84,8 +85,14 @@ def select_labels(records: list[Record], classes: list[str]) -> tuple[list[str],
 
 # -- training -----------------------------------------------------------------------------------
 
+def split_of(plan: Plan, fold: Fold, seed: int, synthetic: bool = True) -> prep.Split:
+    """A job's records, from the one place that prepares a fold (sercli.learning.fold)."""
+    return prep.split(fold, seed, val_fraction=plan.val_fraction, real_fraction=plan.real_fraction,
+                      synthetic=plan.synthetic if synthetic else [])
+
+
 def plan_splits(plan: Plan) -> Splits:
-    """Every fold x seed's (train, val), checked before the first minute of training: a fold that
+    """Every fold x seed's records (`split_of`), checked before the first minute of training: a fold that
     cannot learn every emotion or choose fairly is refused; what only narrows its numbers
     (a test part without some emotion) is warned about once."""
     if plan.tune and plan.cfg.search:
@@ -96,18 +103,20 @@ def plan_splits(plan: Plan) -> Splits:
     if speaker_norm and plan.synthetic:
         speakers_of(plan.synthetic, "--synthetic")
     warn_language([r for f in plan.folds for r in f.pool + f.test], plan.synthetic)
+    if plan.folds:
+        prep.check_sources(plan.synthetic, plan.folds[0].pool + plan.folds[0].test + (plan.folds[0].val or []))
     for i, fold in enumerate(plan.folds):
         if speaker_norm:
             speakers_of(fold.test, f"{fold.name} test part")
         for seed in plan.seeds:
-            train, val = split_val(fold, plan.val_fraction, seed)
-            train = keep_fraction(train, plan.real_fraction, seed)  # validation and test untouched
+            job = split_of(plan, fold, seed)
+            train, val = job.train, job.val
             check_speakers(train + val, fold.test, plan.allow_speaker_overlap, fold.name, fold.given)
             warnings += check_fold(fold, train, val, plan.labels, seed)
             if speaker_norm:
                 speakers_of(train, f"{fold.name} training part (seed {seed})")
                 speakers_of(val, f"{fold.name} validation part (seed {seed})")
-            splits[(i, seed)] = (train, val)
+            splits[(i, seed)] = job
     for message in dict.fromkeys(warnings):
         warn(message)
     return splits
@@ -127,9 +136,9 @@ def resolve_norm(plan: Plan) -> str:
         for fold in plan.folds:
             speakers_of(fold.test, f"{fold.name} test part")
             for seed in plan.seeds:
-                train, val = split_val(fold, plan.val_fraction, seed)
-                speakers_of(keep_fraction(train, plan.real_fraction, seed), f"{fold.name} training part")
-                speakers_of(val, f"{fold.name} validation part")
+                job = split_of(plan, fold, seed, synthetic=False)
+                speakers_of(job.train, f"{fold.name} training part")
+                speakers_of(job.val, f"{fold.name} validation part")
     except TooFewUtterances as exc:
         info(f"--norm auto: none ({str(exc).split(', --norm')[0].split('; --norm')[0]})")
         return "none"
@@ -165,7 +174,7 @@ def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
         for seed in plan.seeds:
             name = "." if plan.single() else job_name(fold, seed)
             todo.append((name, fold, seed, out if name == "." else child(out, name), splits[(i, seed)]))
-    slim = replace(plan, folds=[], splits=None)  # what a job needs besides its fold (cheap to send to a worker)
+    slim = replace(plan, folds=[], splits=None, synthetic=[])  # what a job needs besides its records
     args = [(slim, fold, seed, job_dir, resolved, split) for _, fold, seed, job_dir, split in todo]
     from sercli.core.log import progress
 
@@ -173,14 +182,18 @@ def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
         task = bar.add_task("train: jobs", total=len(todo))
         trained = trained_jobs(args, jobs, cluster, devices, done=lambda n: bar.update(task, completed=n))
     entries, done = [], []
-    for (name, fold, seed, job_dir, _), (summary, model, config) in zip(todo, trained):
+    for (name, fold, seed, job_dir, job), (summary, model, config) in zip(todo, trained):
         entries.append({"name": name, "fold": fold.name, "seed": seed, **summary})
         info(
             f"{fold.name} ({fold.description}) seed {seed}: {summary['n_train']} real + "
             f"{summary['n_synthetic']} synthetic, validation UA {summary['val_UA']:.4f}"
         )
+        message = prep.dropped_message(f"{fold.name} seed {seed}", job.dropped)
+        if message:
+            warn(message)
         if fold.test:
             done.append(Job(name, fold.name, seed, model, config, fold.test))
+    info(learned_from([job for *_, job in todo]))
     if not plan.single():
         write_json(out / RUN_FILE, {
             "kind": "cv",
@@ -196,6 +209,19 @@ def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
             **resolved,
         })
     return done
+
+
+def learned_from(jobs: list[prep.Split]) -> str:
+    """The run summary's line on real data: "learned from 345 of 1,380 real utterances, 25%"
+    (per job; a range when the jobs differ)."""
+    used = [j.real_used() for j in jobs]
+    n = sorted({u["learned_from"] for u in used})
+    of = sorted({u["non_test"] for u in used})
+    share = sorted({u["share"] for u in used})
+    span = lambda xs, f: f(xs[0]) if len(xs) == 1 else f"{f(xs[0])}-{f(xs[-1])}"  # noqa: E731
+    each = " each" if len(jobs) > 1 else ""
+    return (f"Real data: every job{each} learned from {span(n, '{:,}'.format)} of {span(of, '{:,}'.format)} "
+            f"non-test real utterances, {span(share, lambda s: f'{s:.0%}')}")
 
 
 def trained_jobs(args: list[tuple], jobs: int | None = 1, cluster: Any = None, devices: list[str] | None = None,
@@ -293,7 +319,7 @@ def _resolved(plan: Plan) -> dict[str, Any]:
 
 
 def train_job(
-    plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, Any], split: tuple[list[Record], list[Record]]
+    plan: Plan, fold: Fold, seed: int, out: Path, resolved: dict[str, Any], job: prep.Split
 ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """Train one fold with one seed into ``out``: (summary, model, config). With --tune or
     --search, the recipe is chosen first by validation UA (sercli.learning.search), on the fold's
@@ -304,11 +330,9 @@ def train_job(
     from sercli.learning.search import choose
     from sercli.learning.train import Trainer, config_dict, save_model
 
-    train, val = split
-    synthetic, leaked = drop_leaking(plan.synthetic, fold.test)
-    if leaked:
-        warn(f"{fold.name}: dropped {len(leaked)} synthetic utterances whose text is a test transcript")
-    real_ex, val_ex, syn_ex = parts(plan, fold.name, seed, train, val, synthetic)
+    train, val, synthetic, leaked = job.train, job.val, job.synthetic, job.leaked
+    real_ex, val_ex, syn_ex = prep.examples(job, plan.labels, norm=plan.cfg.norm, finetune=plan.cfg.finetune,
+                                            where=f"{fold.name} (seed {seed})")
     if len(syn_ex) < len(synthetic):
         warn(f"{len(synthetic) - len(syn_ex)} synthetic records have emotions not learnt; ignored")
 
@@ -349,8 +373,9 @@ def train_job(
         "fold": {"name": fold.name, "description": fold.description, "protocol": plan.protocol},
         "speakers": {"train": spk(train), "val": spk(val), "test": spk(fold.test)},
         "counts": {"train": len(real_ex), "val": len(val_ex), "test": len(fold.test), "synthetic": len(syn_ex),
-                   "synthetic_dropped_leak": len(leaked),
+                   "synthetic_dropped_leak": len(leaked), "synthetic_dropped": job.dropped,
                    **{f"{k}_used": v for k, v in (getattr(trainer, "used", None) or {}).items()}},
+        "real": job.real_used(),  # the real utterances it learned from, and their share
         "tuning": chosen.trials if chosen.method else None,  # every trial: its parameters and scores
         "search": chosen.method,  # sampler, trials, seed, space and the chosen parameters
         "val_metrics": val_metrics,
@@ -366,22 +391,3 @@ def train_job(
     summary = {"n_train": len(real_ex), "n_synthetic": len(syn_ex), "n_dropped_leak": len(leaked),
                "val_UA": val_metrics["UA"]}
     return summary, model.to("cpu"), {"head": model.config, **config}
-
-
-def parts(plan: Plan, fold: str, seed: int, train: list[Record], val: list[Record], synthetic: list[Record]):
-    """(training, validation, synthetic) Examples of a job; with ``--norm speaker`` each part
-    standardised speaker by speaker with its own statistics."""
-    from sercli.learning import speakernorm
-    from sercli.learning.data import Examples
-
-    index = {lab: i for i, lab in enumerate(plan.labels)}
-    build = Examples.build
-    if plan.cfg.finetune:  # waveforms, for the encoder that learns (sercli.learning.finetune)
-        from sercli.learning.finetune import run_inputs
-
-        build = run_inputs(plan.cfg.finetune)[0]
-    out = [build(train, index, 0), build(val, index, 0), build(synthetic, index, 1)]
-    if plan.cfg.norm == "speaker":
-        names = (f"{fold} training part (seed {seed})", f"{fold} validation part (seed {seed})", "--synthetic")
-        out = [speakernorm.apply(ex, name) for ex, name in zip(out, names)]
-    return tuple(out)
