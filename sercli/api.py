@@ -22,7 +22,8 @@ What is here, by use:
   (a file name from an id or a voice), ``atomic_write_bytes``, ``atomic_write_text``,
   ``atomic_path``.
 * paid services: ``backoff_delay``, ``wait_before_retry``, ``MAX_BACKOFF``.
-* strategies: ``Examples``, ``FitHooks``, ``need_synthetic``, ``sample_synthetic``.
+* strategies: ``Examples``, ``FitHooks``, ``need_synthetic``, ``sample_synthetic``, ``derived_only_from`` (synthetic
+  speech without what was derived from recordings outside a part).
 * heads: ``HeadModule`` (what ``Head.build`` returns, with the shared helpers).
 * gates: ``run_probabilities`` (a trained run's class probabilities on feature records).
 * formats (``Corpus.export``/``import_records``): ``read_features`` (a record's (layers, frames,
@@ -61,7 +62,7 @@ from sercli.core.log import info, warn
 from sercli.core.records import Record
 from sercli.core.retry import MAX_BACKOFF, backoff_delay, wait_before_retry
 from sercli.core.sentences import same_sentence_key
-from sercli.learning.strategy_tools import need_synthetic, sample_synthetic
+from sercli.learning.strategy_tools import derived_only_from, need_synthetic, sample_synthetic
 
 # The fields of a record (one JSON object per line of a records file). Only ``id`` is always
 # there (a line without one is given ``line<N>``); each command names the fields it needs and
@@ -109,7 +110,7 @@ __all__ = [
     "Record", "RECORD_FIELDS",
     "atomic_path", "atomic_write_bytes", "atomic_write_text", "safe_name",
     "MAX_BACKOFF", "backoff_delay", "wait_before_retry",
-    "need_synthetic", "sample_synthetic", *_LAZY,
+    "derived_only_from", "need_synthetic", "sample_synthetic", *_LAZY,
 ]
 
 

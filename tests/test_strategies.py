@@ -242,29 +242,100 @@ def test_synthetic_signal_reaches_the_model(name, tmp_path, one_torch_thread):
     assert t.used["synthetic"] == (len(syn) if name == "transfer" else len(real))
 
 
-@pytest.mark.parametrize("name", list(FIXED))
-def test_auto_amount_takes_synthetic_data_only_where_validation_shows_it_helps(name, tmp_path, one_torch_thread):
-    real, good, val = signal_data(tmp_path / "good")
-    strategy = pl.create("strategy", name)  # ratio=auto by default
-    t = strong()
-    model = strategy.fit(t, real, good, val)
-    assert strategy.chosen["ratio"] not in (0, 0.0) and t.used["synthetic"] > 0
-    assert strategy.provenance()["chosen"] == strategy.chosen
-    assert val_ua(t, model, val) == max(strategy.chosen["val_UA"].values())
+def scarce_data(root, pool: str, seed: int = 0):
+    """(real, synthetic, val) utterance-level Examples where real data is scarce: 10 training
+    speakers x 2 utterances per class, class centres buried in noise. The synthetic pool is
+    either drawn from the real data's own distribution (``"same"``: more of the same speech,
+    other speakers) or noise (``"noise"``: what noise audio gives an encoder, features close to
+    one point far from speech, with random labels)."""
+    from sercli.features.store import FeatureStore
+
+    rng = np.random.default_rng(seed)
+    store = FeatureStore(root / "scarce")
+    store.init({"backbone": {"plugin": "toy"}, "pool": "mean", "level": "utterance", "layers": "all"})
+    D, C = 16, len(CLASSES)
+    centres = rng.normal(size=(C, D))
+    far = rng.normal(size=D) * 4
+    parts = {"real": [], "syn": [], "val": []}
+    with store.writer() as w:
+        for part, speakers, per in (("real", 10, 2), ("syn", 10, 6), ("val", 2, 6)):
+            for s in range(speakers):
+                for c in range(C):
+                    for k in range(per):
+                        label, x = c, centres[c] + rng.normal(size=D) * 1.6
+                        if part == "syn" and pool == "noise":
+                            label, x = int(rng.integers(C)), far + rng.normal(size=D) * 0.5
+                        key = f"{part}-{s}-{c}-{k}"
+                        w.add(key, x.astype(np.float32)[None, None])
+                        parts[part].append({"id": key, "emotion": CLASSES[label], "speaker": f"{part}{s}",
+                                            "duration": 1.0,
+                                            "features": {"store": str(store.root), "key": key, "shape": [1, 1, D]}})
+    index = {c: i for i, c in enumerate(CLASSES)}
+    return (Examples.build(parts["real"], index, 0), Examples.build(parts["syn"], index, 1),
+            Examples.build(parts["val"], index, 0))
+
+
+def guarded():
+    return Trainer(TrainConfig(head="linear", max_epochs=15, patience=4, batch_size=16), list(CLASSES))
+
+
+def test_the_harm_guard_takes_a_pool_like_the_real_data_and_refuses_noise(tmp_path, one_torch_thread):
+    name = "mix"
+    real, same, val = scarce_data(tmp_path / "same", "same")
+    strategy = pl.create("strategy", name, {"ratios": "0,1"})  # ratio=auto by default
+    t = guarded()
+    strategy.fit(t, real, same, val)
+    chosen = strategy.chosen
+    assert chosen["ratio"] not in (0, 0.0) and t.used["synthetic"] > 0, chosen
+    assert chosen["inner"]["folds"] == 5 and "speaker" in chosen["inner"]["how"]
+    assert chosen["gain"][str(chosen["ratio"])]["lower_bound"] > 0
+    assert all(len(v) == 5 for v in chosen["inner"]["UA"].values())
+    assert strategy.provenance()["chosen"] == chosen
     # the given trainer holds the chosen training alone (its curve, a refit's schedule)
-    assert all("ratio=0)" not in h["stage"] for h in t.history.epochs)
+    assert all("ratio=0" not in h["stage"] for h in t.history.epochs)
 
-    # synthetic labels that teach the wrong emotions: each fold falls back to the real data
-    _, bad, _ = signal_data(tmp_path / "bad", helpful=False)
-    strategy = pl.create("strategy", name)
-    t = strong()
-    strategy.fit(t, real, bad, val)
-    assert strategy.chosen["ratio"] in (0, 0.0) and t.used["synthetic"] == 0
+    _, noise, _ = scarce_data(tmp_path / "noise", "noise")
+    strategy = pl.create("strategy", name, {"ratios": "0,1"})
+    t = guarded()
+    strategy.fit(t, real, noise, val)
+    assert strategy.chosen["ratio"] in (0, 0.0) and t.used["synthetic"] == 0, strategy.chosen
+    assert all(g["lower_bound"] <= 0 for g in strategy.chosen["gain"].values())
 
-    # a refit keeps the choice made on validation
+    # a refit keeps the choice made by the guard
     refit = Trainer(t.cfg, t.labels, schedule=[e + 1 for e in t.best_epochs])
-    strategy.fit(refit, real, bad, val)
+    strategy.fit(refit, real, noise, val)
     assert refit.used["synthetic"] == 0 and len(refit.best_epochs) == len(t.best_epochs)
+
+
+def test_the_harm_guard_needs_its_lower_bound_above_zero_not_a_better_mean(tmp_path, one_torch_thread):
+    """One inner fold's luck is not evidence: a candidate whose mean gain is positive but whose
+    gains scatter around zero is refused (the one-split choice took it)."""
+    from sercli_strategies import amount
+
+    real, same, val = scarce_data(tmp_path, "same")
+    strategy = pl.create("strategy", "mix", {"ratios": "0,1"})
+    noisy = iter([0.5, 0.9, 0.5, 0.3, 0.5, 0.6, 0.5, 0.45, 0.5, 0.55])  # (ratio 0, ratio 1) per inner fold
+    original = amount.val_ua
+    amount.val_ua = lambda trainer, model, data: next(noisy)
+    try:
+        choice = amount.guard(strategy, guarded(), real, same, val, lambda tr, part, pool, r: None)
+    finally:
+        amount.val_ua = original
+    gain = choice["gain"]["1.0"]
+    assert gain["mean"] > 0 and gain["lower_bound"] < 0 and choice["ratio"] == 0.0
+
+
+def test_inner_folds_keep_derived_speech_beside_its_source(tmp_path):
+    from sercli.api import derived_only_from
+
+    real, same, _ = scarce_data(tmp_path, "same")
+    derived = Examples([{**r, "id": f"d-{r['id']}", "derived_from": {"id": r["id"], "speaker": r["speaker"]}}
+                        for r in real.records], real.labels, [1] * len(real))
+    part = real.subset(range(len(real) // 2))
+    kept = derived_only_from(part, derived + same)
+    sources = {r["derived_from"]["id"] for r in kept.records if r.get("derived_from")}
+    assert sources == {r["id"] for r in part.records}
+    assert len(kept) == len(part) + len(same)  # speech derived from nothing stays
 
 
 def test_transfer_standardises_each_stage_with_its_own_data(tmp_path, one_torch_thread):

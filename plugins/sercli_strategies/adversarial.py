@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sercli.api import Options, SercliError
-from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
+from sercli.api import SercliError
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, GuardOptions, Ratio, Ratios
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
@@ -42,7 +42,7 @@ class Adversarial(AmountStrategy):
     name = "adversarial"
     description = "DANN: real-vs-synthetic domain classifier behind a gradient-reversal layer."
 
-    class Options(Options):
+    class Options(GuardOptions):
         ratio: Ratio = Field("auto", description=RATIO_HELP)
         ratios: Ratios = Field("0,0.5,1", description=RATIOS_HELP)
         max_lambda: float = Field(1.0, ge=0, description="Final weight of the reversed domain gradient.")

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sercli.api import Options, Strategy
-from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
+from sercli.api import Strategy
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, GuardOptions, Ratio, Ratios
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
@@ -26,9 +26,9 @@ class RealOnly(Strategy):
 class Mix(AmountStrategy):
     name = "mix"
     description = ("Random mixing: add synthetic utterances at a synthetic:real ratio (paper: 1:2), "
-                   "by default the best of 0, 0.5 and 1 on each fold's validation part.")
+                   "by default 0, 0.5 or 1, a positive amount only where the harm guard measures a gain.")
 
-    class Options(Options):
+    class Options(GuardOptions):
         ratio: Ratio = Field("auto", description=RATIO_HELP)
         ratios: Ratios = Field("0,0.5,1", description=RATIOS_HELP)
 

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from sercli.api import Options
-from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, GuardOptions, Ratio, Ratios
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
@@ -22,7 +21,7 @@ class Curriculum(AmountStrategy):
     name = "curriculum"
     description = "Real data first, then synthetic data added in stages from easy to hard (length or confidence)."
 
-    class Options(Options):
+    class Options(GuardOptions):
         order: Literal["length", "confidence"] = Field("length", description="What makes an utterance easy.")
         stages: int = Field(3, ge=1, description="Stages that add synthetic data.")
         epochs_per_stage: Optional[int] = Field(

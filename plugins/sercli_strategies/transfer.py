@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 from pydantic import Field
 
-from sercli.api import Options
-from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, Ratio, Ratios
+from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, GuardOptions, Ratio, Ratios
 
 if TYPE_CHECKING:
     from sercli.api import Examples, HeadModule, TrainerAPI
@@ -35,7 +34,7 @@ class Transfer(AmountStrategy):
     name = "transfer"
     description = "Pre-train the head on synthetic data, then fine-tune it on real data (each stage in its own z-scores)."
 
-    class Options(Options):
+    class Options(GuardOptions):
         finetune_lr: float = Field(0.3, gt=0, description="Fine-tuning learning rate as a factor of --lr.")
         pretrain_epochs: Optional[int] = Field(None, ge=1, description="At most this many synthetic epochs (default: --epochs).")
         ratio: Ratio = Field("auto", description=RATIO_HELP + " Pre-training uses these.")
