@@ -194,6 +194,9 @@ def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
         if fold.test:
             done.append(Job(name, fold.name, seed, model, config, fold.test))
     info(learned_from([job for *_, job in todo]))
+    if plan.synthetic:
+        took = sum(1 for _, _, config in trained if (config.get("counts") or {}).get("synthetic_used", 0) > 0)
+        info(f"Synthetic data: used by {took} of {len(trained)} jobs ({plan.strategy})")
     if not plan.single():
         write_json(out / RUN_FILE, {
             "kind": "cv",
@@ -219,8 +222,8 @@ def learned_from(jobs: list[prep.Split]) -> str:
     of = sorted({u["non_test"] for u in used})
     share = sorted({u["share"] for u in used})
     span = lambda xs, f: f(xs[0]) if len(xs) == 1 else f"{f(xs[0])}-{f(xs[-1])}"  # noqa: E731
-    each = " each" if len(jobs) > 1 else ""
-    return (f"Real data: every job{each} learned from {span(n, '{:,}'.format)} of {span(of, '{:,}'.format)} "
+    who = "each job" if len(jobs) > 1 else "the job"
+    return (f"Real data: {who} learned from {span(n, '{:,}'.format)} of {span(of, '{:,}'.format)} "
             f"non-test real utterances, {span(share, lambda s: f'{s:.0%}')}")
 
 
