@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sercli.core.errors import SercliError
+from sercli.contract.errors import SercliError
 
 
 class Options(BaseModel):

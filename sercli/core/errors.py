@@ -1,6 +1,6 @@
-class SercliError(Exception):
-    """An error whose message is exactly what the user sees (one line, ideally with the fix)."""
+"""The two errors of the plugin contract (defined in `sercli.contract.errors`), where the rest
+of sercli imports them from."""
 
+from sercli.contract.errors import RecordError, SercliError
 
-class RecordError(SercliError):
-    """One record could not be processed; the command reports it and carries on."""
+__all__ = ["RecordError", "SercliError"]
