@@ -72,8 +72,9 @@ def train(
         Optional[str], typer.Option("--val-speakers", help="Validation speakers (without --cv; default: ~20% of the speakers).")
     ] = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.05, max=0.5, help="Share of training speakers for validation.")] = 0.2,
-    real_fraction: Annotated[float, typer.Option("--real-fraction", help="Keep this share of each training part's real data "
-                             "(seeded, speaker x emotion stratified; validation and test parts untouched).")] = 1.0,
+    real_fraction: Annotated[float, typer.Option("--real-fraction", help="Keep this share of every non-test speaker's real "
+                             "utterances, training and validation alike (seeded, speaker x emotion stratified; the test "
+                             "fold stays whole).")] = 1.0,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Emotions to learn (default: all).")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="At most this many epochs (per stage).")] = 60,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = 10,

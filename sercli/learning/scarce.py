@@ -2,10 +2,11 @@
 real with synthetic records before training.
 
 Synthetic speech matters when real speech is scarce, so sercli can ask the question there:
-each training part keeps a seeded, speaker x emotion stratified fraction of its real
-utterances. Only the training part shrinks: the validation part (which makes every choice)
-and the test fold are the same as with all of the data, so a learning curve compares like
-with like.
+a job keeps a seeded, speaker x emotion stratified fraction of the real utterances of every
+non-test speaker, in the training and the validation part alike (`sercli.learning.fold`
+applies it, the one place that prepares a fold): a user with a quarter of a corpus has no
+larger validation part either. The test fold stays whole, so a learning curve is measured on
+the same test speech at every fraction.
 """
 
 from __future__ import annotations
