@@ -75,7 +75,8 @@ def split(fold: Fold, seed: int, *, val_fraction: float, real_fraction: float,
     fresh, leaked = drop_leaking([r for r in synthetic if _source_id(r) is None], fold.test)
     fresh_ids = {id(r) for r in fresh}
     usable = [r for r in synthetic if id(r) in fresh_ids or _source_id(r) is not None]
-    left_out = [r for r in fold.pool + (fold.val or []) if id(r) not in {id(x) for x in train + val}]
+    kept_ids = {id(x) for x in train + val}
+    left_out = [r for r in fold.pool + (fold.val or []) if id(r) not in kept_ids]
     usable, dropped = usable_derived(usable, train, {SOURCE_TEST: fold.test, SOURCE_VAL: val,
                                                      SOURCE_LEFT_OUT: left_out})
     if leaked:
