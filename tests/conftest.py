@@ -1,4 +1,5 @@
-"""Shared test helpers: run the real CLI in a subprocess, make small audio, find shared data."""
+"""Shared test helpers: run the real CLI in a subprocess (or, where the process is not what a test
+is about, in this process: ``run_here``), make small audio, find shared data."""
 
 from __future__ import annotations
 
@@ -36,6 +37,104 @@ def run_cli(*args, input: str | None = None, env: dict | None = None, cwd=None, 
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"sercli {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+class _Streams:
+    """stdin, stdout and stderr of one in-process command: stdout as ``sercli.core.stdio`` makes
+    it (records to the real stdout, a plugin's prints to stderr)."""
+
+    def __init__(self, input: str | None):
+        import io
+
+        from sercli.core import stdio
+
+        self.stdin = io.StringIO(input or "")
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.stdout = stdio._Stdout(self.out)
+
+    def __enter__(self):
+        self.saved = sys.stdin, sys.stdout, sys.stderr
+        sys.stdin, sys.stdout, sys.stderr = self.stdin, self.stdout, self.err
+        return self
+
+    def __exit__(self, *exc):
+        sys.stdin, sys.stdout, sys.stderr = self.saved
+
+
+def _fresh_process_state() -> None:
+    """What a new `python -m sercli` process starts without: loaded plugins, cached features,
+    decoded audio, model replicas, a caught signal."""
+    from sercli import cli as cli_module
+    from sercli.core import fastexit, plugins
+    from sercli.features import read, workers
+    from sercli.learning import audio_examples, finetune
+
+    plugins.reset()
+    cli_module._plugin_cache = None
+    read._stores.clear()
+    read._cache.clear()
+    read._cache_bytes = 0
+    read._finite.clear()
+    audio_examples._audio.clear()
+    audio_examples._audio_bytes = 0
+    finetune._stats.clear()
+    workers._replica.clear()
+    fastexit._first = None
+
+
+def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None, check: bool = False):
+    """`sercli ARGS` in this process, through the CLI's own error boundary (``sercli.cli._run``,
+    what ``main`` runs), with stdout and stderr kept apart: returns a CompletedProcess as
+    ``run_cli`` does, with the exit code ``main`` would exit with. For tests about what a command
+    does and says, not about the process (signals, exit at interpreter level, file descriptors,
+    workers dying): those use ``run_cli``. Each call starts from a new process's state (plugins,
+    caches, environment, working directory, warnings, torch threads and signal handlers are put
+    back afterwards). An ``env`` that changes PYTHONPATH runs in a subprocess (``run_cli``)."""
+    import signal
+    import traceback
+    import warnings
+
+    if env and "PYTHONPATH" in env:
+        return run_cli(*args, input=input, env=env, cwd=cwd, check=check)
+    from sercli import cli as cli_module
+
+    argv = [str(a) for a in args]
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    os.environ.update({"SERCLI_QUIET": "", **(env or {})})
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        _fresh_process_state()
+        with _Streams(input) as streams, warnings.catch_warnings():
+            warnings.resetwarnings()  # a new process's filters, each warning shown on stderr
+            warnings.simplefilter("default")
+            warnings.showwarning = warnings._showwarning_orig
+            hoisted = cli_module._hoist(argv)
+            debug = "--debug" in hoisted or bool(os.environ.get("SERCLI_DEBUG"))
+            try:
+                code = cli_module._run(hoisted, debug)
+            except SystemExit as exc:  # as the interpreter ends on one
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:  # uncaught (--debug re-raises): a traceback and exit code 1
+                traceback.print_exc()
+                code = 1
+            sys.stdout.flush()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        _fresh_process_state()
+    proc = subprocess.CompletedProcess(["sercli", *argv], code, streams.out.getvalue(), streams.err.getvalue())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sercli {' '.join(argv)} failed:\n{proc.stderr}")
     return proc
 
 

@@ -19,7 +19,7 @@ from sercli.features.extract import ExtractConfig, Segment, compute, extract_wav
 from sercli.features.store import FeatureStore
 from sercli_hf.random_models import save_random_model
 
-from conftest import run_cli, write_tone
+from conftest import run_cli, run_here, write_tone
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -53,8 +53,9 @@ def test_a_clip_too_short_for_the_backbone_is_one_skipped_record(tmp_path, backb
     recs = [{"id": "long", "audio": noise(tmp_path / "long.wav", 16000)},
             {"id": "blip", "audio": noise(tmp_path / "blip.wav", 80, seed=1)},  # 5 ms
             {"id": "mid", "audio": noise(tmp_path / "mid.wav", 12000, seed=2)}]
-    proc = run_cli("extract", manifest(tmp_path, recs), "--backbone", backbone, "--store", tmp_path / "st",
-                   "--workers", workers)
+    run = run_cli if workers != "0" else run_here  # worker processes: the real CLI's
+    proc = run("extract", manifest(tmp_path, recs), "--backbone", backbone, "--store", tmp_path / "st",
+               "--workers", workers)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == ["long", "mid"]
     line = next(line for line in proc.stderr.splitlines() if "blip" in line)
@@ -161,7 +162,7 @@ def legacy_corpus(tmp_path, nan_ids=()):
 
 def test_training_refuses_nan_features_of_an_older_store(tmp_path):
     feats, _ = legacy_corpus(tmp_path, nan_ids={"s1sad2"})
-    proc = run_cli("train", feats, "--out", tmp_path / "run", "--test-speakers", "s3", "--epochs", "2")
+    proc = run_here("train", feats, "--out", tmp_path / "run", "--test-speakers", "s3", "--epochs", "2")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     error = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
     assert len(error) == 1 and "s1sad2" in error[0] and str(tmp_path / "old") in error[0]
@@ -171,14 +172,14 @@ def test_training_refuses_nan_features_of_an_older_store(tmp_path):
 def test_predict_skips_nan_features_and_refuses_a_nan_model(tmp_path):
     feats, recs = legacy_corpus(tmp_path)
     run = tmp_path / "run"
-    run_cli("train", feats, "--out", run, "--val-speakers", "s0", "--epochs", "2", check=True)
+    run_here("train", feats, "--out", run, "--val-speakers", "s0", "--epochs", "2", check=True)
     # the same store, one record's values turned NaN (as an older sercli stored them)
     from safetensors.numpy import load_file
 
     arrays = load_file(str(tmp_path / "old" / "shard-00000.safetensors"))
     arrays["s2sad1"][0, 0, 0] = np.inf
     save_file(arrays, str(tmp_path / "old" / "shard-00000.safetensors"))
-    proc = run_cli("predict", run, feats)
+    proc = run_here("predict", run, feats)
     assert proc.returncode == 1 and no_nan_in(proc.stdout)
     assert len(proc.stdout.splitlines()) == len(recs) - 1
     assert "s2sad1" in proc.stderr and "(skipped)" in proc.stderr
@@ -187,7 +188,7 @@ def test_predict_skips_nan_features_and_refuses_a_nan_model(tmp_path):
     name = next(k for k, v in weights.items() if v.dtype.kind == "f" and v.ndim == 2)
     weights[name][0, 0] = np.nan
     save_file(weights, str(run / "model.safetensors"))
-    proc = run_cli("predict", run, feats)
+    proc = run_here("predict", run, feats)
     assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
     assert "NaN or infinite" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -199,11 +200,11 @@ def test_predict_skips_audio_too_short_for_the_backbone(tmp_path):
             path = write_tone(tmp_path / "wav" / f"{emo}{k}.wav", seconds=0.3, freq=200 * (c + 1) + 15 * k)
             recs.append({"id": f"{emo}{k}", "audio": str(path), "emotion": emo, "speaker": f"s{k}"})
     feats = tmp_path / "feats.jsonl"
-    run_cli("extract", manifest(tmp_path, recs), "--backbone", "fbank", "-O", "n_mels=16", "--pool", "none",
+    run_here("extract", manifest(tmp_path, recs), "--backbone", "fbank", "-O", "n_mels=16", "--pool", "none",
             "--store", tmp_path / "st", "-o", feats, check=True)
-    run_cli("train", feats, "--out", tmp_path / "run", "--val-speakers", "s0", "--epochs", "2", check=True)
+    run_here("train", feats, "--out", tmp_path / "run", "--val-speakers", "s0", "--epochs", "2", check=True)
     blip = noise(tmp_path / "blip.wav", 50)
-    proc = run_cli("predict", tmp_path / "run", recs[0]["audio"], blip)
+    proc = run_here("predict", tmp_path / "run", recs[0]["audio"], blip)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and no_nan_in(proc.stdout)
     assert len(proc.stdout.splitlines()) == 1
     assert "too short for fbank" in proc.stderr and "<array>" not in proc.stderr
@@ -212,7 +213,7 @@ def test_predict_skips_audio_too_short_for_the_backbone(tmp_path):
 def test_a_missing_audio_file_says_not_found(tmp_path):
     good = noise(tmp_path / "good.wav", 16000)
     missing = str(tmp_path / "nowhere.wav")
-    proc = run_cli("extract", manifest(tmp_path, [{"id": "g", "audio": good}, {"id": "m", "audio": missing}]),
+    proc = run_here("extract", manifest(tmp_path, [{"id": "g", "audio": good}, {"id": "m", "audio": missing}]),
                    "--backbone", "fbank", "--store", tmp_path / "st", "--workers", "0")
     assert proc.returncode == 1 and f"audio file not found: {missing}" in proc.stderr
     assert "System error" not in proc.stderr
@@ -275,7 +276,7 @@ def test_stored_values_are_checked_whatever_the_index_says(tmp_path):
     record, predict skips it; nothing is printed from it."""
     feats, recs = legacy_corpus(tmp_path)
     run = tmp_path / "run"
-    run_cli("train", feats, "--out", run, "--test-speakers", "s3", "--epochs", "2", check=True)
+    run_here("train", feats, "--out", run, "--test-speakers", "s3", "--epochs", "2", check=True)
     root = tmp_path / "odd"
     root.mkdir()
     (root / "meta.json").write_text((tmp_path / "old" / "meta.json").read_text())
@@ -294,10 +295,7 @@ def test_stored_values_are_checked_whatever_the_index_says(tmp_path):
         calls[key, "train"] = ("train", data, "--out", tmp_path / f"run-{key}", "--test-speakers", "s3", "--epochs", "2")
         calls[key, "eval"] = ("eval", run, data, "--allow-speaker-overlap")
         calls[key, "predict"] = ("predict", run, data)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(4) as pool:  # independent commands: run side by side
-        done = dict(zip(calls, pool.map(lambda args: run_cli(*args), calls.values())))
+    done = {call: run_here(*args) for call, args in calls.items()}
     for key, words in cases:
         for proc in (done[key, "train"], done[key, "eval"]):
             assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr, proc.stderr

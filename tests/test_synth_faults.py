@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from conftest import run_cli
+from conftest import run_here
 from openai_server import FakeOpenAI
 
 ESPEAK = {"SERCLI_LOAD_PLUGINS": "template,espeak"}
@@ -72,7 +72,7 @@ def test_ids_cannot_write_outside_the_audio_folder_and_never_collide(tmp_path):
     ])
     before = files_under(tmp_path)
     audio = work / "audio"
-    proc = run_cli("synthesize", texts, "-d", audio, "--voices", "en-us", "-o", work / "s.jsonl", env=ESPEAK)
+    proc = run_here("synthesize", texts, "-d", audio, "--voices", "en-us", "-o", work / "s.jsonl", env=ESPEAK)
     assert proc.returncode == 0, proc.stderr
     records = lines(work / "s.jsonl")
     assert len(records) == 4 and len({r["audio"] for r in records}) == 4
@@ -155,7 +155,7 @@ def test_synthesize_killed_and_resumed_writes_the_same_files_as_an_uninterrupted
         (f"t{i}", ("angry", "happy", "sad", "neutral")[i % 4], f"This is sentence {i} of the test, said once.")
         for i in range(24)])
     args = ["synthesize", texts, "--voices", "en-us,en-us+f3,en-gb-x-rp+f1", "--voices-per-text", "3"]
-    run_cli(*args, "-d", tmp_path / "clean", "-o", tmp_path / "clean.jsonl", env=ESPEAK, check=True)
+    run_here(*args, "-d", tmp_path / "clean", "-o", tmp_path / "clean.jsonl", env=ESPEAK, check=True)
     clean = {r["id"]: Path(r["audio"]) for r in lines(tmp_path / "clean.jsonl")}
     assert len(clean) == 72
 
@@ -167,7 +167,7 @@ def test_synthesize_killed_and_resumed_writes_the_same_files_as_an_uninterrupted
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 10 <= len(lines(out)) < 72  # killed half way
-    run_cli(*args, "-d", audio, "-o", out, env=ESPEAK, check=True)
+    run_here(*args, "-d", audio, "-o", out, env=ESPEAK, check=True)
 
     resumed = {r["id"]: Path(r["audio"]) for r in lines(out)}
     assert resumed.keys() == clean.keys()
@@ -187,7 +187,7 @@ def test_temporary_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path
     for path in (stale, stale_fsutil, live):
         path.write_bytes(b"RIFF half a file")
     texts = write_texts(tmp_path / "t.jsonl", [("t0", "sad", "It rained again.")])
-    run_cli("synthesize", texts, "-d", audio, "--voices", "en-us", "-o", tmp_path / "s.jsonl", env=ESPEAK, check=True)
+    run_here("synthesize", texts, "-d", audio, "--voices", "en-us", "-o", tmp_path / "s.jsonl", env=ESPEAK, check=True)
     assert not stale.exists() and not stale_fsutil.exists() and live.exists()
 
 
@@ -197,9 +197,9 @@ def test_other_engine_options_render_new_audio_and_an_output_file_never_mixes_th
     texts = write_texts(tmp_path / "t.jsonl", [("t0", "angry", "Give it back to me now."),
                                                ("t1", "sad", "I miss the old house.")])
     base = ["synthesize", texts, "-d", tmp_path / "audio", "--voices", "en-us"]
-    run_cli(*base, "-o", tmp_path / "a.jsonl", env=ESPEAK, check=True)
-    run_cli(*base, "-o", tmp_path / "b.jsonl", "-O", "prosody=0", env=ESPEAK, check=True)
-    run_cli("synthesize", texts, "-d", tmp_path / "fresh", "--voices", "en-us", "-o", tmp_path / "f.jsonl",
+    run_here(*base, "-o", tmp_path / "a.jsonl", env=ESPEAK, check=True)
+    run_here(*base, "-o", tmp_path / "b.jsonl", "-O", "prosody=0", env=ESPEAK, check=True)
+    run_here("synthesize", texts, "-d", tmp_path / "fresh", "--voices", "en-us", "-o", tmp_path / "f.jsonl",
             "-O", "prosody=0", env=ESPEAK, check=True)
     a, b, fresh = (lines(tmp_path / f"{x}.jsonl") for x in "abf")
     for ra, rb, rf in zip(a, b, fresh):
@@ -209,18 +209,18 @@ def test_other_engine_options_render_new_audio_and_an_output_file_never_mixes_th
         assert rb["provenance"]["synthesize"]["options"]["prosody"] == 0
 
     before = (tmp_path / "a.jsonl").read_text()
-    proc = run_cli(*base, "-o", tmp_path / "a.jsonl", "-O", "prosody=0", env=ESPEAK)
+    proc = run_here(*base, "-o", tmp_path / "a.jsonl", "-O", "prosody=0", env=ESPEAK)
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(err) == 1 and "already holds t0-en-us" in err[0], proc.stderr
     assert "other engine or engine options" in err[0] and "another -o file" in err[0]
     assert (tmp_path / "a.jsonl").read_text() == before
 
     changed = write_texts(tmp_path / "t2.jsonl", [("t0", "angry", "Give it back to me right now.")])
-    proc = run_cli("synthesize", changed, "-d", tmp_path / "audio", "--voices", "en-us", "-o", tmp_path / "a.jsonl",
+    proc = run_here("synthesize", changed, "-d", tmp_path / "audio", "--voices", "en-us", "-o", tmp_path / "a.jsonl",
                    env=ESPEAK)
     assert proc.returncode == 1 and "t0-en-us (other text)" in proc.stderr
     # the same settings resume as before: nothing to do, nothing written
-    run_cli(*base, "-o", tmp_path / "a.jsonl", env=ESPEAK, check=True)
+    run_here(*base, "-o", tmp_path / "a.jsonl", env=ESPEAK, check=True)
     assert (tmp_path / "a.jsonl").read_text() == before
 
 
@@ -251,14 +251,14 @@ def test_paid_audio_is_requested_once_per_inputs_under_any_id_or_connection_sett
 
 def test_gen_text_does_not_count_sentences_made_with_other_settings(tmp_path):
     out = tmp_path / "t.jsonl"
-    run_cli("gen-text", "-e", "angry", "-n", "2", "-o", out, env=ESPEAK, check=True)
+    run_here("gen-text", "-e", "angry", "-n", "2", "-o", out, env=ESPEAK, check=True)
     before = out.read_text()
     for other in (["--seed", "1"], ["-O", "min_words=8"]):
-        proc = run_cli("gen-text", "-e", "angry", "-n", "4", "-o", out, *other, env=ESPEAK)
+        proc = run_here("gen-text", "-e", "angry", "-n", "4", "-o", out, *other, env=ESPEAK)
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and len(err) == 1 and "holds 2 sentences made with other settings" in err[0]
         assert out.read_text() == before
-    run_cli("gen-text", "-e", "angry", "-n", "4", "-o", out, env=ESPEAK, check=True)
+    run_here("gen-text", "-e", "angry", "-n", "4", "-o", out, env=ESPEAK, check=True)
     records = lines(out)
     assert len(records) == 4 and all(r["provenance"]["gen_text"]["seed"] == 0 for r in records)
 
@@ -270,19 +270,19 @@ def test_resuming_with_another_seed_or_voice_count_is_refused_not_mixed(tmp_path
                                                ("b", "happy", "What a lovely morning.")])
     out, audio = tmp_path / "s.jsonl", tmp_path / "audio"
     base = ("synthesize", texts, "-d", audio, "-o", out, "-O", "voices=en-us,en-gb-x-rp,en-us+f3")
-    assert run_cli(*base, env=ESPEAK).returncode == 0
+    assert run_here(*base, env=ESPEAK).returncode == 0
     first = out.read_bytes()
-    assert run_cli(*base, env=ESPEAK).returncode == 0 and out.read_bytes() == first  # same run: nothing to do
+    assert run_here(*base, env=ESPEAK).returncode == 0 and out.read_bytes() == first  # same run: nothing to do
     for other in (("--seed", "1"), ("--voices", "en-us+m3")):
-        proc = run_cli(*base, *other, env=ESPEAK)
+        proc = run_here(*base, *other, env=ESPEAK)
         assert proc.returncode == 1 and "other --seed, --voices or --voices-per-text" in proc.stderr, (other, proc.stderr)
         assert out.read_bytes() == first
     # more voices per text with the same seed keeps the voices already chosen: a resume
-    assert run_cli(*base, "--voices-per-text", "2", env=ESPEAK).returncode == 0
+    assert run_here(*base, "--voices-per-text", "2", env=ESPEAK).returncode == 0
     fresh = tmp_path / "fresh.jsonl"
-    assert run_cli(*base[:-4], "-o", fresh, *base[-2:], "--voices-per-text", "2", env=ESPEAK).returncode == 0
+    assert run_here(*base[:-4], "-o", fresh, *base[-2:], "--voices-per-text", "2", env=ESPEAK).returncode == 0
     assert sorted(r["id"] for r in lines(out)) == sorted(r["id"] for r in lines(fresh))
-    proc = run_cli(*base, env=ESPEAK)  # and back to one is refused
+    proc = run_here(*base, env=ESPEAK)  # and back to one is refused
     assert proc.returncode == 1 and "other --seed, --voices or --voices-per-text" in proc.stderr, proc.stderr
 
 
@@ -290,7 +290,7 @@ def test_an_audio_folder_that_is_a_file_is_named(tmp_path):
     texts = write_texts(tmp_path / "t.jsonl", [("a", "sad", "I never wanted this.")])
     (tmp_path / "afile").write_text("not a folder")
     for audio in (tmp_path / "afile", tmp_path / "afile" / "sub"):
-        proc = run_cli("synthesize", texts, "-d", audio, "-o", tmp_path / "s.jsonl", env=ESPEAK)
+        proc = run_here("synthesize", texts, "-d", audio, "-o", tmp_path / "s.jsonl", env=ESPEAK)
         assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
             f"Error: --audio-dir {audio}: {tmp_path / 'afile'} is a file, not a folder"], proc.stderr
     assert (tmp_path / "afile").read_text() == "not a folder"
@@ -301,7 +301,7 @@ def test_records_that_say_the_same_thing_share_one_existing_file(tmp_path):
     (the second used to name a file that was never written)."""
     texts = write_texts(tmp_path / "t.jsonl", [("one", "sad", "Same words here."), ("two", "sad", "Same words here.")])
     out, audio = tmp_path / "s.jsonl", tmp_path / "audio"
-    assert run_cli("synthesize", texts, "-d", audio, "--voices", "en-us", "-o", out, env=ESPEAK).returncode == 0
+    assert run_here("synthesize", texts, "-d", audio, "--voices", "en-us", "-o", out, env=ESPEAK).returncode == 0
     records = lines(out)
     assert [r["id"] for r in records] == ["one-en-us", "two-en-us"]
     assert all(Path(r["audio"]).is_file() for r in records)
