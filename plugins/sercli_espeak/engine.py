@@ -86,22 +86,8 @@ class EspeakEngine(TTSEngine):
     def prosody(self, emotion: str, voice: str, text: str | None = None) -> Prosody:
         """The espeak-ng parameters used for ``emotion`` spoken by ``voice`` (for ``text``: with
         its own draw of ``prosody_jitter``, the same draw each time)."""
-        rules, scale = self._rules(emotion), self.options.prosody
-        values = {k: getattr(NEUTRAL, k) + scale * (getattr(rules, k) - getattr(NEUTRAL, k)) for k in _LIMITS}
-        if self.options.voice_variation:
-            # Seeded by the voice name, so a voice keeps its own habits across runs and emotions.
-            rng = random.Random(zlib.crc32(voice.encode()))
-            values["rate"] *= 1 + rng.uniform(-0.06, 0.06)
-            values["pitch"] += rng.uniform(-5, 5)
-            values["range"] += rng.uniform(-6, 6)
-        jitter = self.options.prosody_jitter
-        if jitter and text is not None:
-            rng = random.Random(zlib.crc32(f"{text}\n{emotion}\n{voice}".encode()))
-            values["rate"] *= 1 + rng.uniform(-jitter, jitter)
-            values["pitch"] += 20 * rng.uniform(-jitter, jitter)
-            values["range"] *= 1 + rng.uniform(-jitter, jitter)
-        clipped = {k: int(round(min(max(v, _LIMITS[k][0]), _LIMITS[k][1]))) for k, v in values.items()}
-        return Prosody(**clipped)
+        return emotion_prosody(emotion, voice, text, self.options.prosody, self.options.voice_variation,
+                               self.options.prosody_jitter, self.name)
 
     def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
         from sercli.api import resample, write_wav
@@ -132,17 +118,47 @@ class EspeakEngine(TTSEngine):
             "prosody": self.options.prosody,
             "voice_variation": self.options.voice_variation,
             **({"prosody_jitter": self.options.prosody_jitter} if self.options.prosody_jitter else {}),
-            "rules": zlib.crc32(repr(sorted(PROSODY.items())).encode()),
+            "rules": rules_digest(),
             "espeakng_loader": version("espeakng-loader"),
         }
 
-    @staticmethod
-    def _rules(emotion: str) -> Prosody:
-        if emotion not in PROSODY:
-            raise SercliError(
-                f"espeak has no prosody rules for emotion {emotion!r}. Known: {', '.join(PROSODY)}"
-            )
-        return PROSODY[emotion]
+    def _rules(self, emotion: str) -> Prosody:
+        return rules(emotion, self.name)
+
+
+def rules(emotion: str, engine: str = "espeak") -> Prosody:
+    """The prosody rules for ``emotion``; SercliError (naming ``engine``) when there are none."""
+    if emotion not in PROSODY:
+        raise SercliError(f"{engine} has no prosody rules for emotion {emotion!r}. Known: {', '.join(PROSODY)}")
+    return PROSODY[emotion]
+
+
+def rules_digest() -> int:
+    """A checksum of the rule table (part of an engine's identity: new rules, new audio)."""
+    return zlib.crc32(repr(sorted(PROSODY.items())).encode())
+
+
+def emotion_prosody(emotion: str, voice: str, text: str | None = None, scale: float = 1.0,
+                    voice_variation: bool = True, jitter: float = 0.0, engine: str = "espeak") -> Prosody:
+    """espeak-ng parameters for ``emotion`` spoken by ``voice``: the rules scaled by ``scale``
+    (0 = neutral), with the voice's own fixed offsets (``voice_variation``) and, for ``text``, a
+    draw of up to ``jitter`` seeded by text, emotion and voice. Shared by the espeak and mbrola
+    engines (both drive espeak-ng's prosody)."""
+    target = rules(emotion, engine)
+    values = {k: getattr(NEUTRAL, k) + scale * (getattr(target, k) - getattr(NEUTRAL, k)) for k in _LIMITS}
+    if voice_variation:
+        # Seeded by the voice name, so a voice keeps its own habits across runs and emotions.
+        rng = random.Random(zlib.crc32(voice.encode()))
+        values["rate"] *= 1 + rng.uniform(-0.06, 0.06)
+        values["pitch"] += rng.uniform(-5, 5)
+        values["range"] += rng.uniform(-6, 6)
+    if jitter and text is not None:
+        rng = random.Random(zlib.crc32(f"{text}\n{emotion}\n{voice}".encode()))
+        values["rate"] *= 1 + rng.uniform(-jitter, jitter)
+        values["pitch"] += 20 * rng.uniform(-jitter, jitter)
+        values["range"] *= 1 + rng.uniform(-jitter, jitter)
+    clipped = {k: int(round(min(max(v, _LIMITS[k][0]), _LIMITS[k][1]))) for k, v in values.items()}
+    return Prosody(**clipped)
 
 
 def speaks(codes: tuple[str, ...], language: str) -> bool:
