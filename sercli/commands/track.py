@@ -29,13 +29,18 @@ def track(
     from sercli.core import plugins
     from sercli.contract.common import parse_option_pairs
     from sercli.core.errors import SercliError
-    from sercli.core.runfolder import kind
-    from sercli.runs.tracking import track as send
+    from sercli.core.runfolder import jobs_of, kind
+    from sercli.runs.tracking import check_places, send
 
     if kind(run) == "sweep":
         raise SercliError(f"{run} is a sweep: track its runs one by one")
     where = out / run.resolve().name
     if run.resolve() in where.resolve().parents or where.resolve() == run.resolve():
         raise SercliError(f"--out {out}: inside the run folder {run}; choose a folder outside it")
-    send(plugins.create("tracker", tracker, parse_option_pairs(option)), run, where)
+    jobs_of(run)  # a run folder, readable, before the tracker starts
+    plugin = plugins.create("tracker", tracker, parse_option_pairs(option))
+    check_places(plugin, where)  # nothing below this run or any other, before any work
+    problem = send(plugin, run, where)
+    if problem:
+        raise SercliError(f"{problem}; the run is unchanged: fix that and run this command again")
     info(f"Tracked {run} with {tracker} in {where}")

@@ -127,8 +127,9 @@ def train(
         Optional[float], typer.Option("--backbone-lr", help="Learning rate of the encoder (default 1e-4 lora, 5e-5 top; --lr is the head's).")
     ] = None,
     tracker: Annotated[
-        Optional[str], typer.Option("--tracker", help="Also send the run to this experiment tracker (e.g. tensorboard: "
-                                    "RUN/tensorboard/); its options: -O tracker.KEY=VALUE.")
+        Optional[str], typer.Option("--tracker", help="Also send the run, once in place, to this experiment tracker (e.g. "
+                                    "tensorboard: RUN/tensorboard/); its options: -O tracker.KEY=VALUE. If it fails, "
+                                    "the run is kept, exit 1: retry with `sercli track RUN`.")
     ] = None,
     device: Device = "cpu",
     devices: Annotated[
@@ -197,8 +198,17 @@ def train(
         inputs=list(inputs) + list(synthetic or []) + list(test or []),
         allow_speaker_overlap=allow_speaker_overlap,
     )
-    _train_runs(base, options, swept, variants, names, out, overwrite, runner, tracking)
+    if tracking is not None:  # where it would write, before any work (sercli.runs.tracking)
+        from sercli.runs.tracking import check_places
+
+        check_places(tracking, out / tracking.name, own=out)
+    untracked = _train_runs(base, options, swept, variants, names, out, overwrite, runner, tracking)
     info(f"Run folder: {out}  (evaluate again with `sercli eval {out}`)")
+    if untracked:  # the runs are complete and kept; exit 1 says that part of the command failed
+        again = " ".join(["--tracker", tracker, *(f"-O {o.partition('.')[2]}" for o in option or []
+                                                   if o.startswith("tracker."))])
+        raise SercliError(f"{len(untracked)} run(s) trained and kept, but not tracked (see the warning above); "
+                          f"send again with `sercli track {untracked[0]} {again}`")
 
 
 def _tracker(name: str | None, option: list[str] | None):
@@ -277,9 +287,10 @@ def _folds(real, labels, cv, test_speakers, val_speakers, test, allow_speaker_ov
 
 
 def _train_runs(base, options, swept, variants, names, out: Path, overwrite: bool, runner: dict[str, Any],
-                tracking=None) -> None:
+                tracking=None) -> list[Path]:
     """Train (one run, or one per --sweep value), evaluate the test parts, put the folder in place
-    (``runner``: see `_runner`; a --cluster is joined once, for every run)."""
+    (``runner``: see `_runner`; a --cluster is joined once, for every run), then send each run,
+    from its final folder, to ``tracking``; the runs it failed on (each a warning)."""
     from contextlib import ExitStack
 
     from sercli.core.cluster import open_cluster
@@ -321,15 +332,21 @@ def _train_runs(base, options, swept, variants, names, out: Path, overwrite: boo
                 from sercli.evaluation.report import write_layer_weights
 
                 write_layer_weights(run_dir, run_dir / "layer_weights.png")
-            if tracking is not None:  # inside the run, from what it holds (sercli.runs.tracking)
-                from sercli.runs.tracking import track
-
-                track(tracking, run_dir, run_dir / tracking.name)
             results.append((name or str(out), agg))
             if agg is not None and not swept:
                 show(aggregate_table(agg, title=f"{strategy} on the test folds of {out}"))
         if swept:
             write_sweep(build, swept, names)
+    untracked = []
+    for name in names if tracking is not None else []:  # the folder is final now: its own path
+        from sercli.core.log import warn
+        from sercli.runs.tracking import send
+
+        final = out / name if swept else out
+        problem = send(tracking, final, final / tracking.name)
+        if problem:
+            warn(problem)
+            untracked.append(final)
     if swept and all(agg is not None for _, agg in results):
         from sercli.commands.tables import describe_run
 
@@ -337,6 +354,7 @@ def _train_runs(base, options, swept, variants, names, out: Path, overwrite: boo
         for row, name in zip(rows, names):
             row.update(describe_run(out / name))
         show(compare_table(rows), wide_console())
+    return untracked
 
 
 def _sweep_name(values: dict[str, str]) -> str:

@@ -30,5 +30,8 @@ class Gate(Plugin):
         """One verdict per record, in order: ``(None, scores)`` keeps it, ``(reason, scores)``
         drops it (``reason``: a short phrase such as ``"WER 0.62 > 0.4"``); ``scores`` is a
         dict of JSON values (the measurements) written into the record's provenance. An entry
-        may be a ``RecordError``: that record cannot be judged (reported, left for a re-run)."""
+        may be a ``RecordError``: that record cannot be judged (reported, left for a re-run).
+        sercli checks the verdicts: a list of another length, or an entry of another shape
+        (a bare ``"ok"``, a bool, scores that are not a dict), ends the command (exit status 1)
+        with one line naming the gate's plugin; no record of that batch is written."""
         raise NotImplementedError

@@ -351,3 +351,17 @@ def create(family: str, name: str, options: dict | None = None):
     cls = get_class(family, name)
     opts = validate_options(cls, options or {}, f"{FAMILY_WORDS[family]} {name!r}")
     return cls(name=name, options=opts)
+
+
+def describe(family: str, obj) -> str:
+    """A plugin object as messages name it: ``gate 'ok' (plugin 'bad-gate' 1.0)``, the family's
+    word, the name it was created under and the plugin (entry point and version) that
+    registered it; outside a loaded registry (a worker process) the class's module instead."""
+    name = getattr(obj, "name", None) or type(obj).__name__
+    word = FAMILY_WORDS.get(family, family)
+    entry = _lookup(family, name) if _registry is not None and family in _registry.classes else None
+    if entry is not None and entry[0] is type(obj):
+        info = _registry.infos.get(entry[1])
+        version = f" {info.version}" if info is not None and info.version not in ("?", "") else ""
+        return f"{word} {name!r} (plugin {entry[1]!r}{version})"
+    return f"{word} {name!r} ({type(obj).__module__}.{type(obj).__qualname__})"

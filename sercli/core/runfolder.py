@@ -302,12 +302,14 @@ def run_above(path: Path) -> Path | None:
     evaluation, or None. Known by what only sercli writes together (a config.json alone is
     any project's), so that a folder of the user's is never mistaken for one."""
     for parent in Path(os.path.abspath(path)).parents:
-        if _written_by_sercli(parent):
+        if is_written_by_sercli(parent):
             return parent
     return None
 
 
-def _written_by_sercli(folder: Path) -> bool:
+def is_written_by_sercli(folder: Path) -> bool:
+    """Whether ``folder`` is a run (job, CV run, sweep) or an evaluation sercli wrote."""
+    folder = Path(folder)
     has = lambda name: (folder / name).is_file()  # noqa: E731
     if has(CONFIG_FILE) and has(MODEL_FILE):
         return True  # a job

@@ -143,11 +143,26 @@ def _judge(todo: list[dict], gates: dict[str, Any], output, dropped: str, device
 
 
 def _verdicts(gate, name: str, batch: list[dict]) -> list:
+    """The gate's verdicts on ``batch``, each checked: ``(None | str, dict)`` or a RecordError,
+    one per record. Anything else is a bug in the gate, one line naming its plugin (a verdict
+    such as ``"ok"`` would otherwise be unpacked as ``("o", "k")`` and drop the record)."""
+    from sercli.core.plugins import describe
+
     out = gate.judge(batch)
-    if not isinstance(out, list) or len(out) != len(batch):
-        raise SercliError(f"gate {name!r} returned {len(out) if isinstance(out, list) else type(out).__name__} "
-                          f"verdicts for {len(batch)} records (a bug in the gate)")
-    return out
+    if not isinstance(out, (list, tuple)) or len(out) != len(batch):
+        got = f"{len(out)} verdicts" if isinstance(out, (list, tuple)) else f"a {type(out).__name__}"
+        raise SercliError(f"{describe('gate', gate)} returned {got} for {len(batch)} records, not a list of "
+                          "one verdict per record (a bug in the gate)")
+    for rec, verdict in zip(batch, out):
+        if isinstance(verdict, RecordError):
+            continue
+        ok = (isinstance(verdict, (tuple, list)) and len(verdict) == 2 and (verdict[0] is None or isinstance(verdict[0], str))
+              and isinstance(verdict[1], dict))
+        if not ok:
+            shown = " ".join(repr(verdict).split())[:60]
+            raise SercliError(f"{describe('gate', gate)} returned the verdict {shown} for {rec['id']!r}, not "
+                              "(None or a reason, a dict of scores) or a RecordError (a bug in the gate)")
+    return list(out)
 
 
 def _stamped(rec: dict, judged: dict[str, Any]) -> dict:

@@ -5,6 +5,12 @@ run holds, whatever ran the jobs (one process or ``--jobs N``): the configuratio
 each job's per-epoch curves (``JOB/train_loss``, ``JOB/val_loss``, ``JOB/val_UA`` by epoch, and
 ``JOB/chosen_epoch``, the epoch early stopping kept), the test metrics (``test/UA`` etc. per
 job, ``summary/UA_mean``..., ``summary/pooled_UA``), a Markdown table of the jobs, and the figures.
+
+`train --tracker` sends a run only once its folder is final (renamed into place), with its final
+path: a tracker that fails costs a warning naming it (`send`), never the run, which
+`sercli track RUN` sends again. Where a tracker would write (its folder, and every path among
+its options, such as ``logdir``) is checked before any work (`check_places`): never inside an
+existing run other than the one being written.
 """
 
 from __future__ import annotations
@@ -18,6 +24,40 @@ from sercli.core.runfolder import (
 )
 
 CURVES = ("train_loss", "val_loss", "val_UA", "val_WA")
+
+
+def check_places(tracker, where: Path, own: Path | None = None) -> None:
+    """SercliError, before any work, when ``where`` (the folder given to ``tracker``) or a path
+    among its options lies inside (or is) an existing run folder other than ``own`` (the run
+    `train` is writing, whose own folder its tracker may use): no command writes below a run."""
+    from sercli.core.errors import SercliError
+    from sercli.core.runfolder import is_written_by_sercli, run_above
+
+    places = [("the tracker's folder", Path(where))]
+    options = getattr(tracker, "options", None)
+    for key in getattr(type(options), "model_fields", {}):
+        value = getattr(options, key, None)
+        if isinstance(value, Path):
+            places.append((f"-O {key}={value}", value))
+    mine = Path(own).resolve() if own is not None else None
+    for what, path in places:
+        holder = path if is_written_by_sercli(path) else run_above(path)
+        if holder is not None and not (mine is not None and mine in (Path(holder).resolve(), *Path(holder).resolve().parents)):
+            raise SercliError(f"tracker {tracker.name!r}: {what} ({path}) is inside the run folder {holder}, "
+                              "which no later command changes; choose a folder outside it")
+
+
+def send(tracker, run: Path, where: Path) -> str | None:
+    """`track` ``run`` with ``tracker``; None when it went through, else one line that names the
+    tracker's plugin and says why (the run is untouched: `sercli track RUN` sends it again)."""
+    from sercli.core.guards import one_line
+    from sercli.core.plugins import describe
+
+    try:
+        track(tracker, run, where)
+    except Exception as exc:  # noqa: BLE001 - any tracker, any failure: the run is complete (Ctrl-C still ends it)
+        return f"{describe('tracker', tracker)} failed on {run}: {one_line(exc)}"
+    return None
 
 
 def track(tracker, run: Path, where: Path) -> None:
