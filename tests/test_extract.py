@@ -20,7 +20,7 @@ from sercli.features.extract import ExtractConfig, extract_waveform, run_extract
 from sercli.features.store import INDEX, FeatureStore
 from sercli_hf.random_models import save_random_model
 
-from conftest import run_cli
+from conftest import run_cli, run_here
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -149,17 +149,17 @@ def test_extract_all_layers_then_train_and_eval(tiny, tmp_path):
     manifest = tmp_path / "in.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in recs))
     feats = tmp_path / "feats.jsonl"
-    run_cli("extract", manifest, "--backbone", f"hf:{tiny}", "--store", tmp_path / "st", "--layers", "all",
+    run_here("extract", manifest, "--backbone", f"hf:{tiny}", "--store", tmp_path / "st", "--layers", "all",
             "--pool", "mean", "-o", feats, check=True)
     assert all(json.loads(line)["features"]["shape"] == [3, 1, 32] for line in feats.read_text().splitlines())
     run = tmp_path / "run"
-    run_cli("train", feats, "--out", run, "--test-speakers", "s4", "--head", "mlp", "--epochs", "30", "--patience", "30", check=True)
+    run_here("train", feats, "--out", run, "--test-speakers", "s4", "--head", "mlp", "--epochs", "30", "--patience", "30", check=True)
     config = json.loads((run / "config.json").read_text())
     assert config["head"]["num_layers"] == 3 and config["features"]["layer_names"] == ["0", "1", "2"]
     from safetensors.numpy import load_file
 
     assert load_file(str(run / "model.safetensors"))["layer_logits"].shape == (3,)
-    metrics = json.loads(run_cli("eval", run, check=True).stdout)
+    metrics = json.loads(run_here("eval", run, check=True).stdout)
     assert metrics["pooled"]["n"] == 8 and metrics["pooled"]["UA"] > 0.5  # above chance on two classes
 
 

@@ -16,7 +16,7 @@ from sercli.core.audio import load_audio
 from sercli.features.extract import ExtractConfig, extract_waveform, store_meta
 from sercli.features.store import FeatureStore
 
-from conftest import run_cli, write_tone
+from conftest import run_here, write_tone
 
 ARGS = ["--backbone", "fbank", "-O", "n_mels=16", "--store-dtype", "float32", "--workers", "0"]
 
@@ -24,7 +24,7 @@ ARGS = ["--backbone", "fbank", "-O", "n_mels=16", "--store-dtype", "float32", "-
 def extract(tmp_path, recs, store, name="in.jsonl"):
     manifest = tmp_path / name
     manifest.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    proc = run_cli("extract", manifest, *ARGS, "--store", store, check=True)
+    proc = run_here("extract", manifest, *ARGS, "--store", store, check=True)
     return {json.loads(line)["id"]: json.loads(line)["features"]["key"] for line in proc.stdout.splitlines()}, proc
 
 
@@ -98,21 +98,21 @@ def test_a_damaged_store_is_named(tmp_path):
 
     real, _ = make_corpus(tmp_path / "c")
     run = tmp_path / "run"
-    run_cli("train", real, "--test-speakers", "spk0", "--out", run, "--epochs", "2", "--head", "mlp", "-O", "hidden=8", check=True)
+    run_here("train", real, "--test-speakers", "spk0", "--out", run, "--epochs", "2", "--head", "mlp", "-O", "hidden=8", check=True)
     store = tmp_path / "c" / "store"
     shard = store / "shard-00000.safetensors"
     good = shard.read_bytes()
     shard.write_bytes(good[:1000])
     for args in (("train", real, "--out", tmp_path / "again", "--epochs", "2"),
                  ("eval", run, real, "--allow-speaker-overlap"), ("predict", run, real)):
-        proc = run_cli(*args)
+        proc = run_here(*args)
         assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
         assert f"{shard} (feature " in proc.stderr and "damaged" in proc.stderr, proc.stderr
     shard.write_bytes(good)
     meta = store / "meta.json"
     meta.write_text(meta.read_text()[:20])
     for args in (("train", real, "--out", tmp_path / "again", "--epochs", "2"), ("predict", run, real)):
-        proc = run_cli(*args)
+        proc = run_here(*args)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith(f"Error: {meta} is damaged")
     assert not (tmp_path / "again").exists()
