@@ -262,6 +262,8 @@ def test_resynth_reads_only_the_records_it_is_given(tmp_path, env):
         if r["speaker"] == "spk1":
             Path(r["audio"]).unlink()
     out = tmp_path / "train-rs.jsonl"
+    dry = cli(env, "synthesize", train, "-t", "resynth", "-d", tmp_path / "part", "-o", out, "--dry-run", check=True)
+    assert "4 utterances" in dry.stderr and "4 requests" in dry.stderr and not out.exists()
     cli(env, "synthesize", train, "-t", "resynth", "-d", tmp_path / "part", "-o", out, check=True)
     made = lines(out)
     assert made and {r["derived_from"]["speaker"] for r in made} == {"spk0", "spk2"}

@@ -144,9 +144,6 @@ class ResynthEngine(TTSEngine):
         gain = np.sqrt(np.mean(x ** 2)) / max(np.sqrt(np.mean(y ** 2)), 1e-9)
         write_wav(path, np.clip(y * gain, -1.0, 1.0).astype(np.float32), self.sample_rate)
 
-    def estimate(self, text) -> dict[str, int]:
-        return {"utterances": 1}
-
     def provenance(self) -> dict:
         return {**super().provenance(), "pyworld": _pyworld_version()}
 

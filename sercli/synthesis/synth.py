@@ -245,7 +245,7 @@ def run(records, tts, engine: str, chosen: list[str] | None, voices_per_text: in
         info(
             f"Dry run: {len(fresh)} utterances to synthesise with {engine!r} "
             f"({len(todo) - len(fresh)} already on disk): "
-            + ", ".join(f"{v} {k}" for k, v in cost.items())
+            + ", ".join(f"{v} {k}" for k, v in cost.items() if v or k == "requests")
         )
         return
 
