@@ -9,6 +9,7 @@ import typer
 
 from sercli.core import plugins as pl
 from sercli.synthesis import synth
+from sercli.synthesis.inputs import check_input
 from sercli.contract.common import parse_option_pairs
 from sercli.core.cluster import cluster_name
 from sercli.core.options import Input, Output, PluginOptions, Seed
@@ -42,6 +43,10 @@ def synthesize(
 ) -> None:
     """Speak text records; write records with audio, speaker (= voice) and source=synthetic.
 
+    An engine that remakes recorded speech (resynth) reads audio records instead (id, audio,
+    emotion, speaker: give it the training part only) and writes records that carry
+    derived_from (the source's id and speaker), speaker = engine:voice@source-speaker.
+
     Audio is cached in --audio-dir by engine, options, text, emotion and voice: audio made
     earlier for the same inputs is reused, never requested again; other options make new files.
 
@@ -50,15 +55,17 @@ def synthesize(
       sercli synthesize texts.jsonl -t openai -d synth/ --dry-run
       sercli synthesize texts.jsonl -t espeak -O prosody=1.5 -d synth/
       sercli synthesize texts.jsonl -d /shared/synth/ --cluster ray://head:10001
+      sercli synthesize train.jsonl -t resynth --voices-per-text 2 -d resynth/ -o resynth.jsonl
     """
     if cluster:
         cluster_name(cluster)  # a malformed --cluster fails before any work
-    records = read_records(input, required=("text", "emotion"))
+    records = read_records(input)
     synth.check_audio_dir(audio_dir)
     audio_dir = audio_dir.absolute()  # files land there even if an engine changes folder
     tts = pl.create("tts", engine, parse_option_pairs(option))
-    chosen = synth.parse_voices(voices, tts, engine)
     source = "<stdin>" if input == "-" else input
+    check_input(records, tts, engine, source)  # text to a text engine, audio to one that reads audio
+    chosen = synth.parse_voices(voices, tts, engine)
     render = None
     if cluster:
         from functools import partial

@@ -41,7 +41,9 @@ def _canonical(identity: dict[str, Any]) -> str:
 
 class SynthShard(ShardWorker):
     """Renders shards of utterances on a worker. A shard is a list of
-    ``(key, text, emotion, voice, path)``; the result is ``{"jobs": {key: {"duration": s} or
+    ``(key, record, voice, path)`` (the input record: ``text`` and ``emotion``, or for an engine
+    that reads audio the whole source record, whose audio the worker must see at that path);
+    the result is ``{"jobs": {key: {"duration": s} or
     {"error": message}}, "usage": {...}, "worker": "host:pid"}``. A fatal error (SercliError, anything but a
     RecordError) stops the shard's other renders and is raised: it ends the run."""
 
@@ -63,19 +65,20 @@ class SynthShard(ShardWorker):
                 f"({mine} != {self.identity}); install the same sercli and engine on every node"
             )
 
-    def __call__(self, shard: list[tuple[str, str, str, str, str]]) -> dict[str, Any]:
+    def __call__(self, shard: list[tuple[str, dict[str, Any], str, str]]) -> dict[str, Any]:
         from sercli.core.audio import duration
+        from sercli.synthesis.synth import speak
 
         stop = threading.Event()  # set by the first fatal error: no later job sends a request
 
         def one(job):
-            key, text, emotion, voice, path = job
+            key, rec, voice, path = job
             if stop.is_set():
                 return key, None
             target = Path(path)
             if not target.exists():  # a retried shard skips what already landed
                 try:
-                    self.tts.synthesize(text, emotion, voice, target)
+                    speak(self.tts, rec, voice, target)
                 except RecordError as exc:
                     return key, {"error": str(exc)}
                 except BaseException:
@@ -118,7 +121,7 @@ def render_on_cluster(spec: str, tts, engine: str, todo: list, prov: dict, outpu
     workers). Call it with the output and audio locks held."""
     from sercli.core.cluster import ShardProgress, open_cluster, shards
     from sercli.core.records import open_writer
-    from sercli.synthesis.synth import _record, by_key, clean_stale_tmp, engine_identity
+    from sercli.synthesis.synth import _record, by_key, clean_stale_tmp, engine_identity, reads
 
     usage = {k: v for k, v in (tts.usage() or {}).items() if isinstance(v, (int, float))}
     groups = by_key(todo)
@@ -126,8 +129,12 @@ def render_on_cluster(spec: str, tts, engine: str, todo: list, prov: dict, outpu
         return 0, usage
     size = shard_size(tts)
     cut = shards(list(groups), [1.0] * len(groups), target=size, most=size)
-    payload = [[(key, groups[key][0].rec["text"], groups[key][0].rec["emotion"], groups[key][0].voice,
-                 str(groups[key][0].path.absolute())) for key in keys] for keys in cut]
+
+    def given(rec: dict[str, Any]) -> dict[str, Any]:  # what the engine is handed of an input record
+        return rec if reads(tts) == "audio" else {"text": rec["text"], "emotion": rec["emotion"]}
+
+    payload = [[(key, given(groups[key][0].rec), groups[key][0].voice, str(groups[key][0].path.absolute()))
+                for key in keys] for keys in cut]
     worker = SynthShard(engine, tts.options.model_dump(mode="json"), _canonical(engine_identity(tts)))
     failed = 0
     lock = threading.Lock()

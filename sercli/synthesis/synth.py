@@ -5,7 +5,9 @@ Audio is cached by everything that made it. A file is named ``{id}-{voice}.{key}
 or rule tables), the text, the emotion and the voice. Rerunning with another pitch, style or
 model therefore renders new files instead of reusing audio made with other settings, and
 audio already made for the same inputs is reused under any record id, so a paid utterance is
-never requested twice. Names come from :func:`sercli.core.fsutil.safe_name`, so no field of a
+never requested twice. An engine that reads recorded speech (``reads = "audio"``, see
+:mod:`sercli.contract.synthesis`) has the source audio's content in the key instead of a text.
+Names come from :func:`sercli.core.fsutil.safe_name`, so no field of a
 record (id, voice) can name a path outside the audio folder.
 
 The audio folder is locked while a run writes into it; temporary files left there by a killed
@@ -30,6 +32,7 @@ from sercli.core.errors import RecordError, SercliError
 from sercli.core.fsutil import exclusive_lock, safe_name
 from sercli.core.log import info, progress, warn
 from sercli.core.records import open_writer, output_lock, read_existing
+from sercli.synthesis.inputs import audio_digest, reads
 
 KEY_CHARS = 12
 _CACHED = re.compile(r"\.([0-9a-f]{%d})\.wav$" % KEY_CHARS)
@@ -47,6 +50,7 @@ class Job:
     out_id: str
     key: str
     path: Path
+    derived: bool = False  # remade from the recording ``rec`` (an engine that reads audio)
 
 
 def engine_identity(tts) -> dict[str, Any]:
@@ -56,8 +60,12 @@ def engine_identity(tts) -> dict[str, Any]:
     return identity() if callable(identity) else tts.provenance()
 
 
-def cache_key(identity: dict[str, Any], text: str, emotion: str, voice: str) -> str:
-    blob = json.dumps({"engine": identity, "text": text, "emotion": emotion, "voice": voice},
+def cache_key(identity: dict[str, Any], text: str | None, emotion: str, voice: str,
+              audio: str | None = None) -> str:
+    """The key of an utterance's audio; ``audio`` (the digest of the source audio) for an
+    engine that reads audio, in place of the text."""
+    what = {"text": text} if audio is None else {"audio": audio}
+    blob = json.dumps({"engine": identity, **what, "emotion": emotion, "voice": voice},
                       sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:KEY_CHARS]
 
@@ -96,6 +104,7 @@ def plan(records, tts, chosen: list[str] | None, voices_per_text: int, seed: int
     identity = engine_identity(tts)
     on_disk = cached_audio(audio_dir)
     rng = random.Random(seed)
+    from_audio = reads(tts) == "audio"
     jobs: list[Job] = []
     made_from: dict[str, str] = {}
     pools = _Pools(tts, engine)
@@ -103,7 +112,12 @@ def plan(records, tts, chosen: list[str] | None, voices_per_text: int, seed: int
         pool = chosen or pools.get(rec["emotion"], rec.get("language"))
         if not pool:
             raise SercliError(f"TTS engine {engine!r} has no voice for emotion {rec['emotion']!r}")
-        for voice in rng.sample(pool, min(voices_per_text, len(pool))):
+        if from_audio:  # a speaker's voices, the same for each of its utterances, whatever the order
+            picked = random.Random(f"{seed}\n{rec['speaker']}").sample(pool, min(voices_per_text, len(pool)))
+            digest = audio_digest(rec["audio"])
+        else:
+            picked = rng.sample(pool, min(voices_per_text, len(pool)))
+        for voice in picked:
             out_id = f"{rec['id']}-{safe_name(voice)}"
             if out_id in made_from:
                 first = made_from[out_id]
@@ -111,10 +125,11 @@ def plan(records, tts, chosen: list[str] | None, voices_per_text: int, seed: int
                         else f"records {first!r} and {rec['id']!r} would both become {out_id!r}")
                 raise SercliError(f"{source}: {what}; give each input record its own id")
             made_from[out_id] = rec["id"]
-            key = cache_key(identity, rec["text"], rec["emotion"], voice)
+            key = (cache_key(identity, None, rec["emotion"], voice, digest) if from_audio
+                   else cache_key(identity, rec["text"], rec["emotion"], voice))
             # one file per key: records that say the same thing share the audio rendered once
             path = on_disk.setdefault(key, audio_dir / f"{safe_name(out_id)}.{key}.wav")
-            jobs.append(Job(rec, voice, out_id, key, path))
+            jobs.append(Job(rec, voice, out_id, key, path, from_audio))
     return jobs
 
 
@@ -191,8 +206,9 @@ def _difference(old: dict[str, Any], job: Job, provenance: dict[str, Any]) -> st
         if old.get(field) != job.rec.get(field):
             return f"other {field}"
     made = (old.get("provenance") or {}).get("synthesize") or {}
-    if "key" in made:
-        return None if made["key"] == job.key else "other engine or engine options"
+    if "key" in made:  # a derived record's key holds its source audio as well
+        return None if made["key"] == job.key else (
+            "other source audio, engine or engine options" if job.derived else "other engine or engine options")
     # written by a sercli that kept no key: its whole provenance must match
     same = _without(made, "voice", "key", "from") == _without(provenance, "voice", "key", "from")
     return None if same else "other engine or engine options"
@@ -224,12 +240,12 @@ def run(records, tts, engine: str, chosen: list[str] | None, voices_per_text: in
         cost = {"requests": 0, "characters": 0}
         fresh = {j.key: j for j in todo if not j.path.exists()}
         for job in fresh.values():
-            for k, v in tts.estimate(job.rec["text"]).items():
+            for k, v in tts.estimate(job.rec if reads(tts) == "audio" else job.rec["text"]).items():
                 cost[k] = cost.get(k, 0) + int(v)
         info(
             f"Dry run: {len(fresh)} utterances to synthesise with {engine!r} "
             f"({len(todo) - len(fresh)} already on disk): "
-            + ", ".join(f"{v} {k}" for k, v in cost.items())
+            + ", ".join(f"{v} {k}" for k, v in cost.items() if v or k == "requests")
         )
         return
 
@@ -259,7 +275,7 @@ def _render(tts, engine: str, todo: list[Job], prov: dict, output, jobs: int | N
             return None
         if not job.path.exists():
             try:
-                tts.synthesize(job.rec["text"], job.rec["emotion"], job.voice, job.path)
+                speak(tts, job.rec, job.voice, job.path)
             except RecordError:
                 raise
             except BaseException:
@@ -294,6 +310,15 @@ def _render(tts, engine: str, todo: list[Job], prov: dict, output, jobs: int | N
     return failed
 
 
+def speak(tts, rec: dict[str, Any], voice: str, path: Path) -> None:
+    """Render one utterance of input record ``rec`` by ``voice`` into ``path``: its text
+    spoken, or for an engine that reads audio, its recording remade."""
+    if reads(tts) == "audio":
+        tts.resynthesize(rec, voice, path)
+    else:
+        tts.synthesize(rec["text"], rec["emotion"], voice, path)
+
+
 def by_key(todo: list[Job]) -> dict[str, list[Job]]:
     """Jobs grouped by cache key: each group is one utterance to render, then one record per job."""
     groups: dict[str, list[Job]] = {}
@@ -302,12 +327,22 @@ def by_key(todo: list[Job]) -> dict[str, list[Job]]:
     return groups
 
 
+# fields of a recorded source that describe it, not speech remade from it (an audio engine's records)
+_SOURCE_ONLY = ("features", "gender", "session", "split", "derived_from")
+
+
 def _record(job: Job, engine: str, prov: dict, seconds: float) -> dict:
     new = dict(job.rec)
+    speaker = f"{engine}:{job.voice}"
+    if job.derived:
+        for field in _SOURCE_ONLY:
+            new.pop(field, None)
+        speaker = f"{speaker}@{job.rec['speaker']}"
+        new["derived_from"] = {"id": job.rec["id"], "speaker": job.rec["speaker"]}
     new.update(
         id=job.out_id,
         audio=str(job.path.resolve()),
-        speaker=f"{engine}:{job.voice}",
+        speaker=speaker,
         voice=job.voice,
         source="synthetic",
         duration=seconds,
