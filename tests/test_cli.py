@@ -121,7 +121,7 @@ def test_load_plugins_env_limits_loading(cli):
 def test_root_help_is_quick_and_builtin_commands_skip_plugins():
     """A built-in command never loads plugins just to be found; only the command list does."""
     code = ("import sys; sys.argv = ['sercli', 'eval', '--help']\n"
-            "from sercli import cli, plugins\n"
+            "from sercli import cli\nfrom sercli.core import plugins\n"
             "try:\n    cli.app()\nexcept SystemExit:\n    pass\n"
             "print(plugins._registry is None, file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
