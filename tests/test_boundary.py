@@ -287,3 +287,96 @@ def test_the_job_line_reports_the_synthetic_utterances_used(tmp_path, corpus):
     assert 0 < used < available  # the line below then tells them apart
     line = next(line for line in proc.stderr.splitlines() if "validation UA" in line)
     assert re.search(rf"\b{counts['train']} real \+ {used} of {available} synthetic\b", line), line
+
+
+# -- 4. the contract documents every public object with its signature and fields ---------------
+
+def _signature(fn) -> str:
+    import inspect
+
+    parts, star = [], False
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        if p.kind is p.VAR_KEYWORD:
+            parts.append(f"**{p.name}")
+            continue
+        parts.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+    return f"{fn.__name__}({', '.join(parts)})"
+
+
+def test_the_api_documents_each_helper_with_its_signature():
+    import sercli.api as api
+
+    doc = " ".join(api.__doc__.split())
+    for name in ("write_wav", "load_audio", "resample", "safe_name", "atomic_write_bytes", "atomic_write_text",
+                 "atomic_path", "backoff_delay", "wait_before_retry", "need_synthetic", "sample_synthetic",
+                 "run_probabilities", "read_features"):
+        assert f"``{_signature(getattr(api, name))}" in doc, _signature(getattr(api, name))
+
+
+def test_the_learning_contract_documents_every_field_and_method():
+    import dataclasses
+    import inspect
+
+    import sercli.api as api
+    from sercli.contract import learning
+    from sercli.learning.train import TrainConfig, Trainer
+
+    doc = " ".join(learning.__doc__.split())
+    for cls in (api.Examples, api.FitHooks):
+        fields = dataclasses.fields(cls)
+        shown = [f.name if f.default is dataclasses.MISSING else f"{f.name}={f.default!r}" for f in fields]
+        assert f"``{cls.__name__}({', '.join(shown)})``" in doc, cls
+        for f in fields:
+            assert f"``{f.name}" in doc, (cls.__name__, f.name)
+    for name, member in vars(api.Examples).items():
+        if not name.startswith("_") and (callable(member) or isinstance(member, classmethod)):
+            assert f"``{name}(" in doc, name
+    assert "``HeadModule(num_layers, dim, num_classes)``" in doc
+    head = api.HeadModule(2, 3, 4)
+    public = {n for n in dir(type(head)) if not n.startswith("_") and n in vars(api.HeadModule)}
+    public |= {"config", "mean", "std", "embed_dim", "classifier"}
+    for name in public:
+        member = getattr(type(head), name, None)
+        call = _signature(member).replace("self, ", "").replace("(self)", "()") if callable(member) else None
+        assert (call and f"``{call}" in doc) or f"``{name}" in doc, (name, call)
+    for field in dataclasses.fields(TrainConfig):
+        assert f"``{field.name}``" in doc, field.name
+    for name in ("new_model", "fit", "predict", "evaluate", "note_used"):  # the protocol is the trainer's
+        real = inspect.signature(getattr(Trainer, name))
+        documented = inspect.signature(getattr(learning.TrainerAPI, name))
+        assert list(real.parameters) == list(documented.parameters), name
+        assert getattr(learning.TrainerAPI, name).__doc__, name
+
+
+# -- the example plugin's gate and tracker, run through the CLI --------------------------------
+
+from test_example_plugin import sercli as example_sercli, site  # noqa: E402,F401  (a fixture: the example, pip-installed)
+
+
+def test_the_example_gate_and_tracker_through_the_cli(site, tmp_path, corpus):  # noqa: F811
+    records = tmp_path / "audio.jsonl"
+    rows = [{"id": "short", "duration": 0.2}, {"id": "fine", "duration": 1.0}, {"id": "long", "duration": 30.0}]
+    records.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kept, dropped = tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl"
+    example_sercli(site, "filter", records, "-g", "duration", "--dropped", dropped, "-o", kept)
+    assert [json.loads(line)["id"] for line in kept.read_text().splitlines()] == ["fine"]
+    gone = {r["id"]: r for r in map(json.loads, dropped.read_text().splitlines())}
+    assert set(gone) == {"short", "long"} and gone["short"]["filter_reason"].startswith("duration: 0.20 s < 0.5")
+    assert gone["long"]["provenance"]["filter"]["duration"]["scores"] == {"seconds": 30.0}
+    wide = tmp_path / "wide.jsonl"
+    example_sercli(site, "filter", records, "-g", "duration", "-O", "max_seconds=40", "--dropped",
+                   tmp_path / "d2.jsonl", "-o", wide)
+    assert [json.loads(line)["id"] for line in wide.read_text().splitlines()] == ["fine", "long"]
+
+    real, _ = corpus
+    run = tmp_path / "run"
+    example_sercli(site, "train", real, "--test-speakers", "spk3,spk4", "--tracker", "jsonl-log", "--out", run, *QUICK)
+    logged = [json.loads(line) for line in (run / "jsonl-log" / "scalars.jsonl").read_text().splitlines()]
+    assert logged[0]["run"] == "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [r["value"] for r in logged if r.get("tag") == "test/UA"] == [metrics["jobs"][0]["UA"]]
+    figures = [Path(r["figure"]) for r in logged if "figure" in r]
+    assert figures and all(p.is_file() and run.absolute() in p.parents for p in figures)
