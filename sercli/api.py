@@ -17,17 +17,30 @@ What is here, by use:
   None), ``emotion_key(label)`` (canonical, else the label in lower case).
 * text: ``same_sentence_key(text)`` (when two sentences are the same sentence).
 * records: ``Record``, ``RECORD_FIELDS`` (what a record carries, and how paths resolve).
-* files: ``write_wav`` (whole file or none, safe from threads), ``load_audio``, ``resample``,
-  ``safe_name``
-  (a file name from an id or a voice), ``atomic_write_bytes``, ``atomic_write_text``,
-  ``atomic_path``.
-* paid services: ``backoff_delay``, ``wait_before_retry``, ``MAX_BACKOFF``.
-* strategies: ``Examples``, ``FitHooks``, ``need_synthetic``, ``sample_synthetic``, ``derived_only_from`` (synthetic
-  speech without what was derived from recordings outside a part).
-* heads: ``HeadModule`` (what ``Head.build`` returns, with the shared helpers).
-* gates: ``run_probabilities`` (a trained run's class probabilities on feature records).
-* formats (``Corpus.export``/``import_records``): ``read_features`` (a record's (layers, frames,
-  dim) float32 features), ``FeatureStore`` (a feature store: ``meta``, ``init``, ``writer``).
+* files: ``write_wav(path, wav, sample_rate) -> None`` (16-bit PCM WAV, written whole or not at
+  all, safe from threads), ``load_audio(path, sample_rate=16000) -> ndarray`` (mono float32 at
+  ``sample_rate``; RecordError if unreadable or empty), ``resample(wav, orig_sr, new_sr) ->
+  ndarray``, ``safe_name(text) -> str`` (a file name from an id or a voice),
+  ``atomic_write_bytes(path, data)``, ``atomic_write_text(path, text)``, ``atomic_path(path, *, fsync=True, per_thread=False)`` (a context manager: a temporary path
+  renamed onto ``path`` when the block ends without an error).
+* paid services: ``backoff_delay(attempt, base, cap=30.0) -> float`` (seconds to wait after
+  failed attempt ``attempt``: doubling, capped, jittered), ``wait_before_retry(what, error,
+  attempt, max_retries, wait) -> None`` (says why, then sleeps), ``MAX_BACKOFF``.
+* strategies: ``Examples``, ``FitHooks`` (fields and methods: ``sercli.contract.learning``),
+  ``need_synthetic(synthetic, strategy) -> None`` (SercliError naming the strategy when
+  ``synthetic`` is empty), ``sample_synthetic(real, synthetic, ratio, seed) -> Examples``
+  (``ratio`` synthetic utterances per real one, in their order; all, with a warning, when
+  fewer exist); the trainer's ``note_used(**parts)`` (``TrainerAPI``) records what was
+  used: kind ``K`` becomes ``counts.K_used`` in the job's config.json (``synthetic_used``);
+  ``derived_only_from(real, synthetic) -> Examples`` (``synthetic`` without the speech derived
+  from recordings outside ``real``: for inner folds).
+* heads: ``HeadModule(num_layers, dim, num_classes)`` (what ``Head.build`` returns, with the
+  shared helpers; every attribute and method: ``sercli.contract.learning``).
+* gates: ``run_probabilities(run, records, where='') -> (labels, probabilities (N, C))`` (a
+  trained run's class probabilities on feature records, averaged over its models).
+* formats (``Corpus.export``/``import_records``): ``read_features(rec) -> ndarray`` (a
+  record's (layers, frames, dim) float32 features; SercliError if not finite),
+  ``FeatureStore(root)`` (a feature store: ``meta()``, ``init(meta)``, ``writer()``).
 
 Names that need numpy or torch (``write_wav``, ``load_audio``, ``resample``, ``Examples``,
 ``FitHooks``, ``HeadModule``) are imported on first use, so that importing this module stays

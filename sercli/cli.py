@@ -36,6 +36,7 @@ try:
         train,
     )
     from sercli.core.errors import SercliError
+    from sercli.core.options import guard_outputs
 except KeyboardInterrupt as _exc:
     if not isinstance(_exc, fastexit.Interrupted):
         raise
@@ -263,6 +264,7 @@ def _run(args: list[str], debug: bool) -> int:
     try:
         command = typer.main.get_command(app)
         _panels(command)
+        guard_outputs(command)  # `-o n_mels=40` (meant -O) is refused, for every command (sercli.core.options)
         with command.make_context("sercli", list(args)) as ctx:
             command.invoke(ctx)
         if fastexit.first_signal():  # a signal that some code swallowed: the run was not whole

@@ -57,8 +57,8 @@ def test_run_records_plugin_versions(tmp_path, corpus):
     from sercli.core.plugins import registry
 
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    # the strategy's plugin (the toy features come from no backbone plugin)
-    assert config["plugins"] == {"strategies": registry().infos["strategies"].version}
+    # the strategy's and the head's plugins (the toy features come from no backbone plugin)
+    assert config["plugins"] == {name: registry().infos[name].version for name in ("strategies", "heads")}
 
 
 @pytest.fixture(scope="module")

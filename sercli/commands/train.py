@@ -196,7 +196,7 @@ def train(
         synthetic=synth, tune=_tune_grid(tune, head, cfg.head_options), val_fraction=val_fraction,
         real_fraction=check_fraction(real_fraction),
         inputs=list(inputs) + list(synthetic or []) + list(test or []),
-        allow_speaker_overlap=allow_speaker_overlap,
+        allow_speaker_overlap=allow_speaker_overlap, tracker=tracker,
     )
     if tracking is not None:  # where it would write, before any work (sercli.runs.tracking)
         from sercli.runs.tracking import check_places

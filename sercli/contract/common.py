@@ -15,6 +15,13 @@ Errors (the same for every family):
 * Anything else is a bug: it ends the whole command (exit status 1, ``Error: Type: message``;
   ``--debug`` shows the traceback), even when raised for one record.
 
+Two families differ, and say so in their module: ``Backbone.forward`` (sercli.contract.features:
+any error there costs only the inputs it was raised for) and ``Tracker`` (sercli.contract.tracker:
+the run is complete before a tracker starts, and a failing tracker never removes it). What a
+plugin returns is checked where a wrong value would otherwise pass silently (a gate's verdicts,
+a strategy's ``fit`` result, a backbone's frames against ``num_frames``): a wrong value ends the
+command with one line that names the plugin (its entry point and version).
+
 Threads: ``TTSEngine.synthesize`` is called from a thread pool of ``max_concurrency`` workers
 (or ``--jobs``) when that is more than 1, so it must be thread-safe then; leave
 ``max_concurrency = 1`` for a library that is not. ``LLMBackend.generate`` is called from one

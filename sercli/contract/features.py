@@ -11,6 +11,23 @@ class Backbone(Plugin):
     """Turns waveforms into features shaped (layers, frames, dim).
 
     Utterance-level extractors return frames == 1.
+
+    Errors, as extraction (sercli.features) handles them, which differs from the common
+    contract in one way: in ``forward`` nothing ends the run. Whatever ``forward`` raises
+    (``RecordError``, ``SercliError`` or a bug), the batch is run again one input at a time, and
+    each input that still fails is reported with its id and skipped (``backbone 'NAME' failed on
+    this audio: ...``); so is an input whose output is not a tensor (layers, frames, dim) with
+    ``num_layers`` layers, has no frames, or holds NaN or infinity. The others are stored, and
+    `extract` ends with exit status 1 (re-run it to retry the skipped ones). What ends the run,
+    with one line: a ``SercliError`` from ``__init__``/``load`` (missing weights, a bad option),
+    and a ``forward`` whose frames disagree with ``num_frames`` (below), which names the plugin.
+
+    Chunking long audio (``hop_samples`` with ``num_frames``) assumes time-local features: each
+    output frame must depend only on audio within ``--chunk-overlap`` / 2 of its centre
+    (convolutions, windowed attention, frame-wise spectra), so that frames cut from overlapping
+    chunks equal the frames of the whole recording. A model that looks at the whole input
+    (global self-attention, a norm over the utterance) gives other frames near the cuts: leave
+    ``hop_samples`` None (each recording goes through whole), or accept that and say so.
     """
 
     sample_rate: ClassVar[int] = 16000
@@ -39,7 +56,9 @@ class Backbone(Plugin):
     def num_frames(self, n_samples: int) -> int | None:
         """Frames ``forward`` returns for ``n_samples`` of audio; None when not declared
         (required with ``hop_samples``). sercli plans chunks with it and skips a recording
-        that gives fewer than one frame as too short, before decoding it."""
+        that gives fewer than one frame as too short, before decoding it. When declared it is
+        checked against every array ``forward`` returns: another number of frames ends the
+        run with one line naming the plugin (stitching would otherwise cut frames silently)."""
         return None
 
     def load(self, device: str = "cpu") -> None:

@@ -2,8 +2,64 @@
 ``register_strategies`` and ``register_heads``), and what a strategy may use of the trainer.
 
 The data objects named in the annotations live in the learning stage and are handed out by
-``sercli.api``: ``Examples`` (sercli.learning.data), ``HeadModule`` (sercli.learning.model),
-``FitHooks`` and ``TrainConfig`` (sercli.learning.train).
+``sercli.api`` (import them inside methods: they need numpy and torch): ``Examples``
+(sercli.learning.data), ``HeadModule`` (sercli.learning.model), ``FitHooks`` and ``TrainConfig``
+(sercli.learning.train). What each holds, with its signature (tests/test_boundary.py checks
+these against the code):
+
+``Examples(records, labels, domains, norm=None)``, a dataclass: the examples a strategy gets.
+
+* ``records: list[dict]``: the records (``sercli.api.RECORD_FIELDS``: id, emotion, speaker,
+  features...); read them, never change them.
+* ``labels: list[int]``: each record's class, an index into ``trainer.labels``.
+* ``domains: list[int]``: 0 real, 1 synthetic.
+* ``norm: list[tuple[ndarray, ndarray] | None] | None``: per record, the (mean, std) its
+  features are standardised with (``--norm speaker``; set by sercli).
+* ``len(ex)``; ``ex + other`` (a new ``Examples``, both in order); ``subset(idx)`` (those
+  positions, in the order given); ``speakers() -> list[str]``; ``durations() -> list[float]``
+  (seconds; a record without ``duration`` counts its frames); ``features(i) -> ndarray``
+  ((layers, frames, dim) float32, standardised by ``norm[i]``); the classmethod
+  ``build(records, label_index, domain)`` (records whose emotion is in ``label_index``).
+
+``FitHooks(augment=None, mix=None, extra=None, extra_loss=None)``, a dataclass: how a strategy
+changes one ``trainer.fit`` call. A batch is ``(x, lengths, labels, domains)``: ``x`` (B, L, T, D)
+features padded along T, the others (B,). Random draws use the ``torch.Generator`` passed in.
+
+* ``augment(model, x, lengths, y, generator) -> (x, lengths)``: transform each input batch.
+* ``mix(emb, y, generator) -> (emb, y2, lam)``: mix the utterance embeddings (B, E); the loss
+  becomes ``lam * CE(y) + (1 - lam) * CE(y2)`` (mixup).
+* ``extra: nn.Module``: trained alongside the head (its parameters join the optimiser).
+* ``extra_loss(model, extra, emb, batch, epoch) -> tensor``: a scalar added to each batch's loss.
+
+``HeadModule(num_layers, dim, num_classes)``, a ``torch.nn.Module``: what ``Head.build`` returns
+and ``trainer.new_model`` hands a strategy. A subclass sets ``classifier`` and ``embed_dim`` and
+defines ``embed``; the rest is shared.
+
+* ``config: dict``: num_layers, dim, num_classes (sercli adds the head's name and options).
+* ``mean``, ``std``: buffers (num_layers, dim), the training statistics (filled by sercli).
+* ``embed_dim: int``; ``classifier: nn.Module`` (embed_dim -> num_classes).
+* ``standardise(x) -> x``: (B, L, T, D) z-scores with ``mean``/``std``.
+* ``embed(x, lengths) -> emb``: (B, L, T, D) and lengths (B,) in frames -> (B, embed_dim).
+* ``forward(x, lengths) -> logits``: ``classifier(embed(x, lengths))``, (B, num_classes).
+* ``layer_weights() -> tensor | None``: softmax of a ``layer_logits`` parameter (L,), if any.
+* ``mix_layers(x) -> tensor``: (B, L, T, D) -> (B, T, D), weighted by ``layer_weights()``.
+* ``frame_mask(lengths, frames) -> mask`` (static): (B, T) 1 on real frames, 0 on padding.
+* ``stats_pool(h, lengths, pool="mean", weights=None) -> tensor`` (static): (B, T, E) -> (B, E)
+  mean, or (B, 2E) mean and std with ``pool="mean+std"``, over real frames (``weights`` (B, T):
+  attentive pooling).
+
+``TrainConfig`` (``trainer.cfg``, read-only): ``head``, ``head_options``, ``lr``,
+``weight_decay``, ``batch_size``, ``max_epochs``, ``patience``, ``balanced``, ``standardize``,
+``seed``, ``device``, ``threads``, ``refit``, ``norm``, ``search``, ``finetune``.
+
+Helpers (``sercli.api``): ``need_synthetic(synthetic, strategy)`` (SercliError naming the
+strategy when ``synthetic`` is empty) and ``sample_synthetic(real, synthetic, ratio, seed) ->
+Examples`` (``ratio`` synthetic utterances per real one, in their order; all of them, with a
+warning, when fewer exist).
+
+What sercli checks: ``fit`` must return the model (a ``HeadModule``; with ``--finetune`` the
+module ``new_model`` made); anything else ends the run with one line naming the strategy's
+plugin.
 """
 
 from __future__ import annotations
@@ -40,8 +96,14 @@ class TrainerAPI(Protocol):
         """Class probabilities, a numpy array (len(data), len(labels))."""
 
     def note_used(self, **parts: "Examples | int") -> None:  # noqa: F821
-        """Record what training used, e.g. ``note_used(synthetic=examples)``: the run reports
-        it (not the synthetic data that was available)."""
+        """Record what training used, by kind, e.g. ``note_used(synthetic=examples)``: each
+        keyword is a count (an ``Examples`` counts its length; a later call replaces it). Each
+        kind ``K`` is written into the job's config.json as ``counts.K_used`` (``synthetic_used``
+        beside ``synthetic``, what was available), and the progress line reports
+        "N real + U of A synthetic". A strategy that never calls it reports no synthetic used."""
+
+    def evaluate(self, model: "HeadModule", data: "Examples") -> tuple[float, dict[str, Any]]:  # noqa: F821
+        """(cross-entropy loss, metrics {WA, UA, macro_F1, ...}) of ``model`` on ``data``."""
 
 
 class Strategy(Plugin):

@@ -18,16 +18,26 @@ class Tracker(Plugin):
     ``figure`` any number of times (per-epoch curves with the epoch as ``step``; fold
     metrics with the job's index), then ``finish`` (also after a failure). Tags are
     ``/``-separated paths such as ``fold-00-seed-0/val_UA`` or ``test/UA``.
+
+    With `train --tracker` this happens once the run folder is final (renamed into place):
+    ``where`` and every ``png`` path are paths of the final folder, which stay valid. Any error
+    a tracker raises (a ``SercliError`` or another) costs a warning naming it, never the run:
+    the run folder stays complete, `train` exits with status 1 saying how to send it again
+    (`sercli track RUN --tracker NAME`), and `sercli track` itself exits 1 with that line.
+    Before any training, ``where`` and every option of type ``Path`` (such as a ``logdir``)
+    are refused when they lie inside an existing run other than the one being written.
     """
 
     def start(self, where: Path, name: str, params: dict[str, Any]) -> None:
         """Begin a run called ``name`` with its configuration ``params`` (a JSON-able dict);
-        ``where`` is a folder sercli chose for local files (trackers with a store of their
-        own may use an option instead). SercliError when the tracker cannot work (a missing
-        library: say how to install it)."""
+        ``where`` is a folder sercli chose for local files, not yet created (`train`:
+        RUN/NAME; `track`: --out/RUN_NAME); trackers with a store of their own may use an
+        option instead (declare a path as ``pathlib.Path`` so that sercli checks it).
+        SercliError when the tracker cannot work (a missing library: say how to install it)."""
         raise NotImplementedError
 
     def scalar(self, tag: str, value: float, step: int = 0) -> None:
+        """A number under ``tag`` at ``step`` (the epoch, or the job's index)."""
         raise NotImplementedError
 
     def text(self, tag: str, text: str) -> None:

@@ -112,6 +112,19 @@ def check_output(backbone, feats) -> None:
         raise RecordError(f"backbone {name!r} returned {feats.dtype} features, not real numbers")
 
 
+def check_num_frames(backbone, feats, n_samples: int) -> None:
+    """SercliError (the run ends: every record would be cut wrong) when the backbone declares
+    ``num_frames`` and ``forward`` gave ``n_samples`` of audio another number of frames: chunks
+    are planned and stitched with ``num_frames``, so a mismatch would drop or misplace frames."""
+    declared = backbone.num_frames(n_samples)
+    got = int(feats.shape[1])
+    if declared is not None and int(declared) != got:
+        from sercli.core.plugins import describe
+
+        raise SercliError(f"{describe('backbone', backbone)}: forward gave {got} frames for {n_samples} samples, "
+                          f"but its num_frames({n_samples}) says {declared}; make them agree (a bug in the backbone)")
+
+
 def check_frames(feats, backbone, compute_dtype: str | None) -> None:
     """RecordError unless ``feats`` (layers, frames, dim), as the backbone gave them, has
     frames and only finite values."""

@@ -23,3 +23,45 @@ Emotions = Annotated[
     typer.Option("--emotions", "-e", help="Comma-separated emotions."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+# -- outputs: a value that reads as a plugin option is refused (`-o n_mels=40` meant `-O`) ------
+
+# Every option that names what a command writes (a file or a folder), whichever command has it:
+# a plugin's command too. `guard_outputs` checks them all before the command runs.
+OUTPUT_OPTIONS = ("--output", "--out", "--store", "--audio-dir", "--dropped", "--html")
+
+
+def check_output_path(option: str, value) -> None:
+    """SercliError when ``value``, given to the output ``option``, reads as ``KEY=VALUE`` (a
+    bare name, no folder): almost always an option meant for ``-O``, not a file to write."""
+    import re
+
+    from sercli.core.errors import SercliError
+
+    text = str(value)
+    if "/" not in text and "\\" not in text and re.match(r"[A-Za-z_][\w.-]*=", text):
+        raise SercliError(f"{option} {text}: looks like a plugin option KEY=VALUE, not a path to write; "
+                          f"pass plugin options with -O {text} (or write ./{text} if that is the name you want)")
+
+
+def guard_outputs(command) -> None:
+    """Have every output option (OUTPUT_OPTIONS) of the click ``command`` and its subcommands
+    run `check_output_path` on its value while the command line is parsed, before any work."""
+    for param in getattr(command, "params", []):
+        names = [o for o in getattr(param, "opts", []) if o in OUTPUT_OPTIONS]
+        if names and getattr(param, "param_type_name", "") == "option" and not getattr(param, "_outputs_guarded", 0):
+            param.callback = _checking(param.callback, names[0])
+            param._outputs_guarded = 1
+    for sub in (getattr(command, "commands", None) or {}).values():
+        guard_outputs(sub)
+
+
+def _checking(callback, option: str):
+    def check(ctx, param, value):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None:
+                check_output_path(option, v)
+        return callback(ctx, param, value) if callback is not None else value
+
+    return check

@@ -356,7 +356,8 @@ def create(family: str, name: str, options: dict | None = None):
 def describe(family: str, obj) -> str:
     """A plugin object as messages name it: ``gate 'ok' (plugin 'bad-gate' 1.0)``, the family's
     word, the name it was created under and the plugin (entry point and version) that
-    registered it; outside a loaded registry (a worker process) the class's module instead."""
+    registered it. Outside a loaded registry (a worker process) the entry point whose package
+    holds the class, found without importing anything; else the class's module."""
     name = getattr(obj, "name", None) or type(obj).__name__
     word = FAMILY_WORDS.get(family, family)
     entry = _lookup(family, name) if _registry is not None and family in _registry.classes else None
@@ -364,4 +365,9 @@ def describe(family: str, obj) -> str:
         info = _registry.infos.get(entry[1])
         version = f" {info.version}" if info is not None and info.version not in ("?", "") else ""
         return f"{word} {name!r} (plugin {entry[1]!r}{version})"
+    top = type(obj).__module__.split(".")[0]
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        if ep.value.split(":")[0].split(".")[0] == top:
+            version = f" {ep.dist.version}" if ep.dist is not None else ""
+            return f"{word} {name!r} (plugin {ep.name!r}{version})"
     return f"{word} {name!r} ({type(obj).__module__}.{type(obj).__qualname__})"

@@ -17,7 +17,9 @@ from sercli.core.audio import read_segment
 from sercli.core.errors import RecordError, SercliError
 from sercli.features.config import ExtractConfig, autocast, batch_seconds, parse_layers
 from sercli.features.plan import Item, Segment, batches, plan_item
-from sercli.core.guards import backbone_failure, check_frames, check_sums, forward_each, to_store
+from sercli.core.guards import (
+    backbone_failure, check_frames, check_num_frames, check_sums, forward_each, to_store,
+)
 
 
 def decode(job: list[tuple[str, int, Segment]]) -> list[np.ndarray | RecordError]:
@@ -70,6 +72,8 @@ def compute(backbone, segments: list[Segment], wavs: list, cfg: ExtractConfig) -
     with torch.inference_mode(), autocast(cfg):
         feats = forward_each(backbone, [wavs[i] for i in ok], cfg.device)
         for i, f in zip(ok, feats):
+            if not isinstance(f, RecordError):  # a bug in the backbone: the run ends, naming it
+                check_num_frames(backbone, f, segments[i].stop - segments[i].start)
             try:
                 out[i] = f if isinstance(f, RecordError) else _reduce(backbone, f, layers, segments[i], cfg, dtype)
             except Exception as exc:  # noqa: BLE001 - its features were unusable: this record only

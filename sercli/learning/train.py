@@ -253,6 +253,21 @@ class Trainer:
         return loss, compute_metrics(y.tolist(), probs.argmax(1).tolist(), self.labels)
 
 
+def fit_strategy(strategy, trainer: Trainer, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
+    """``strategy.fit(trainer, real, synthetic, val)``, its result checked: the model
+    ``trainer.new_model`` made (a ``HeadModule``; fine-tuning's module with --finetune). Anything
+    else is one line naming the strategy's plugin, not a failure further on."""
+    from sercli.core.errors import SercliError
+    from sercli.core.plugins import describe
+
+    model = strategy.fit(trainer, real, synthetic, val)
+    if not isinstance(model, nn.Module if trainer.cfg.finetune else HeadModule):
+        shown = " ".join(repr(model).split())[:60]
+        raise SercliError(f"{describe('strategy', strategy)}: fit returned {type(model).__name__} {shown}, not the "
+                          "trained model (return trainer.fit(trainer.new_model(...), ...); a bug in the strategy)")
+    return model
+
+
 # -- checkpoints: safetensors weights + a JSON config that describes them ----------------
 
 def save_model(model: HeadModule, run_dir: Path, config: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from sercli.core.runfolder import (
 from sercli.learning import fold as prep
 from sercli.learning.scarce import warn_language
 from sercli.learning.speakernorm import speakers_of
+from sercli.runs.summary import job_line, learned_from
 
 Record = dict[str, Any]
 Splits = dict[tuple[int, int], prep.Split]
@@ -53,6 +54,7 @@ class Plan:
     inputs: list[str] = field(default_factory=list)
     allow_speaker_overlap: bool = False  # the one route: checked here, recorded for `eval`
     splits: Splits | None = None  # (fold index, seed) -> the job's records, from `plan_splits`
+    tracker: str | None = None  # --tracker: decides no number, its plugin's version is recorded
 
     def single(self) -> bool:
         return self.protocol == "holdout" and len(self.folds) == 1 and len(self.seeds) == 1
@@ -165,10 +167,11 @@ def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
         from sercli.learning.finetune import check_records
 
         check_records(everything)
+        backbone = plan.cfg.finetune.get("backbone")
     else:
-        feature_meta(everything)
+        backbone = (feature_meta(everything).get("backbone") or {}).get("plugin")
     splits = plan.splits or plan_splits(plan)
-    resolved = _resolved(plan)
+    resolved = _resolved(plan, backbone)
     todo = []
     for i, fold in enumerate(plan.folds):
         for seed in plan.seeds:
@@ -184,10 +187,7 @@ def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
     entries, done = [], []
     for (name, fold, seed, job_dir, job), (summary, model, config) in zip(todo, trained):
         entries.append({"name": name, "fold": fold.name, "seed": seed, **summary})
-        info(
-            f"{fold.name} ({fold.description}) seed {seed}: {summary['n_train']} real + "
-            f"{summary['n_synthetic']} synthetic, validation UA {summary['val_UA']:.4f}"
-        )
+        info(job_line(fold, seed, summary))
         message = prep.dropped_message(f"{fold.name} seed {seed}", job.dropped)
         if message:
             warn(message)
@@ -307,9 +307,11 @@ def _on_free_device(free: Any, args: tuple):
         free.put(device)
 
 
-def _resolved(plan: Plan) -> dict[str, Any]:
+def _resolved(plan: Plan, backbone: str | None) -> dict[str, Any]:
+    """What every job's config.json and a CV run's run.json record besides the job's own parts."""
     from sercli.learning.train import config_dict
 
+    used = {"strategy": plan.strategy, "head": plan.cfg.head, "backbone": backbone or "", "tracker": plan.tracker}
     return {
         "strategy": {"name": plan.strategy, "options": plan.strategy_options},
         "train": config_dict(plan.cfg),
@@ -318,6 +320,7 @@ def _resolved(plan: Plan) -> dict[str, Any]:
         "real_fraction": plan.real_fraction,
         "allow_speaker_overlap": plan.allow_speaker_overlap,
         **provenance(plan.inputs),
+        "plugins": plugin_versions({k: v for k, v in used.items() if v}),  # {plugin: version}
     }
 
 
@@ -331,7 +334,7 @@ def train_job(
     from sercli.features.read import feature_meta
     from sercli.evaluation.figures import training_curves
     from sercli.learning.search import choose
-    from sercli.learning.train import Trainer, config_dict, save_model
+    from sercli.learning.train import Trainer, config_dict, fit_strategy, save_model
 
     train, val, synthetic, leaked = job.train, job.val, job.synthetic, job.leaked
     real_ex, val_ex, syn_ex = prep.examples(job, plan.labels, norm=plan.cfg.norm, finetune=plan.cfg.finetune,
@@ -342,7 +345,7 @@ def train_job(
     def fit(cfg):  # one trial: sees the training, validation and synthetic parts, nothing else
         strategy = pl.create("strategy", plan.strategy, plan.strategy_options)
         trainer = Trainer(cfg, plan.labels)
-        model = strategy.fit(trainer, real_ex, syn_ex, val_ex)
+        model = fit_strategy(strategy, trainer, real_ex, syn_ex, val_ex)
         val_loss, val_metrics = trainer.evaluate(model, val_ex)
         row = {"val_WA": val_metrics["WA"], "val_loss": val_loss}
         return val_metrics["UA"], row, (model, trainer, val_metrics, strategy)
@@ -356,7 +359,7 @@ def train_job(
         # The choices are made; now every training speaker counts, for the epochs found. The
         # refit's validation numbers are on data it trains on: they only draw the curve.
         trainer = Trainer(cfg, plan.labels, schedule=[e + 1 for e in trainer.best_epochs])
-        model = strategy.fit(trainer, real_ex + val_ex, syn_ex, val_ex)
+        model = fit_strategy(strategy, trainer, real_ex + val_ex, syn_ex, val_ex)
         history = history + [{**h, "stage": f"refit {h['stage']}"} for h in trainer.history.epochs]
 
     out.mkdir(parents=True, exist_ok=True)
@@ -382,15 +385,13 @@ def train_job(
         "tuning": chosen.trials if chosen.method else None,  # every trial: its parameters and scores
         "search": chosen.method,  # sampler, trials, seed, space and the chosen parameters
         "val_metrics": val_metrics,
-        **{k: v for k, v in resolved.items() if k not in ("train", "strategy")},
-        "plugins": plugin_versions({"strategy": provenance.get("plugin") or plan.strategy,
-                                    "backbone": (features.get("backbone") or {}).get("plugin", "")}),
+        **{k: v for k, v in resolved.items() if k not in ("train", "strategy")},  # plugins too
     }
     save_model(model, out, config)
     write_json(out / HISTORY_FILE, history, indent=1)
     training_curves(history, out / CURVES_FILE, title=f"{plan.strategy} {fold.name} seed {seed}")
     write_jsonl(out / TEST_FILE, fold.test)
     write_jsonl(out / LEAKED_FILE, [{"id": r.get("id"), "text": r.get("text")} for r in leaked])
-    summary = {"n_train": len(real_ex), "n_synthetic": len(syn_ex), "n_dropped_leak": len(leaked),
-               "val_UA": val_metrics["UA"]}
+    summary = {"n_train": len(real_ex), "n_synthetic": len(syn_ex), "n_synthetic_used": trainer.used.get("synthetic"),
+               "n_dropped_leak": len(leaked), "val_UA": val_metrics["UA"]}
     return summary, model.to("cpu"), {"head": model.config, **config}
