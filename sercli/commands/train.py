@@ -160,7 +160,7 @@ def train(
       sercli train f.jsonl --cv loso --cluster ray://head:10001 --out /shared/cv
       sercli train f.jsonl --cv loso --devices cuda:0,cuda:1 --out runs/gpus
     """
-    from sercli.core.inputs import read_inputs, warn_scarce
+    from sercli.core.inputs import read_inputs
     from sercli.core.runfolder import check_target
     from sercli.runs.jobs import select_labels
     from sercli.learning.scarce import check_fraction
@@ -180,7 +180,6 @@ def train(
     real, synth, tests = read_inputs([(inputs, needed), (synthetic or [], needed), (test or [], ("emotion",))],
                                      dedupe, check)
     labels, real = select_labels(real, wanted)
-    warn_scarce(real, labels)
     tracking = _tracker(tracker, option)
     head_options, options = _route_options([o for o in option or [] if not o.startswith("tracker.")], head, strategy)
     swept = _value_lists(sweep, "--sweep")

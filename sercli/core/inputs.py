@@ -197,13 +197,15 @@ def _unique(groups: list[list[tuple[Record, str]]], dedupe: bool) -> list[list[R
     return [[rec for rec, _ in group if id(rec) in kept] for group in groups]
 
 
-def warn_scarce(records: list[Record], labels: list[str], n: int = MIN_PER_CLASS) -> None:
-    """One warning naming each emotion with fewer than ``n`` training records."""
-    counts = {lab: 0 for lab in labels}
-    for rec in records:
-        if rec.get("emotion") in counts:
-            counts[rec["emotion"]] += 1
-    few = [f"{lab} ({k})" for lab, k in counts.items() if k < n]
+def warn_scarce(parts: list[list[Record]], labels: list[str], n: int = MIN_PER_CLASS) -> None:
+    """One warning naming each emotion with fewer than ``n`` records in a training part
+    (``parts``: each job's; the count shown is the smallest)."""
+    few = []
+    for lab in labels:
+        k = min(sum(r.get("emotion") == lab for r in part) for part in parts) if parts else 0
+        if k < n:
+            few.append(f"{lab!r} ({k})")
     if few:
-        warn(f"fewer than {n} training records of {', '.join(few)}: a model learns little from so few, "
-             "and their recall is noise (more data, or drop them with --classes)")
+        where = " of a job" if len(parts) > 1 else ""
+        warn(f"fewer than {n} training records{where} of {', '.join(few)}: a model learns little from so few, "
+             "and its recall on them is noise (more data, or drop them with --classes)")

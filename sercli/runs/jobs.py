@@ -22,6 +22,7 @@ from sercli.contract.cluster import ShardWorker
 from sercli.learning.cv import Fold, check_fold, check_speakers, speaker
 from sercli.core.errors import SercliError
 from sercli.core.fsutil import safe_name
+from sercli.core.inputs import warn_scarce
 from sercli.core.log import info, warn
 from sercli.core.runfolder import (
     CURVES_FILE, HISTORY_FILE, LEAKED_FILE, RUN_FILE, TEST_FILE, child, plugin_versions, provenance, write_json,
@@ -119,6 +120,7 @@ def plan_splits(plan: Plan) -> Splits:
             splits[(i, seed)] = job
     for message in dict.fromkeys(warnings):
         warn(message)
+    warn_scarce([job.train for job in splits.values()], plan.labels)
     return splits
 
 
