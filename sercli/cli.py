@@ -37,6 +37,7 @@ try:
     )
     from sercli.core.errors import SercliError
     from sercli.core.options import guard_outputs
+    from sercli.core.numbers import checked
 except KeyboardInterrupt as _exc:
     if not isinstance(_exc, fastexit.Interrupted):
         raise
@@ -194,7 +195,7 @@ for _name, _fn, _extra in (
     ("import", export.import_, {}),
     ("track", track.track, {}),
 ):
-    app.command(_name, help=_help(_fn), **_extra)(_fn)
+    app.command(_name, help=_help(_fn), **_extra)(checked(_fn))
 plugins.BUILTIN_COMMANDS.update(c.name for c in app.registered_commands)
 # options grouped in --help (a long command's panels: {panel: (parameter names)})
 HELP_PANELS = {"train": train.HELP_PANELS}

@@ -45,6 +45,7 @@ GENDERS = {"male": "M", "female": "F"}
 
 class CremaD(Corpus):
     name = "crema-d"
+    raw_labels = RAW_LABELS
     description = "CREMA-D (AudioWAV/1001_DFA_ANG_XX.wav, sex from VideoDemographics.csv)"
 
     def scan(self, path: Path) -> Iterator[dict[str, Any]]:

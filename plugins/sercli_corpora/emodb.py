@@ -53,6 +53,7 @@ TEXTS = {
 
 class EmoDB(Corpus):
     name = "emodb"
+    raw_labels = RAW_LABELS
     description = "EmoDB / Berlin Emotional Speech (wav/03a01Wa.wav)"
 
     def scan(self, path: Path) -> Iterator[dict[str, Any]]:

@@ -49,6 +49,7 @@ TRANSCRIPT = re.compile(r"^(Ses\d\d[FM]_\S+)\s+\[[^\]]*\]:\s*(.*)$")
 
 class Iemocap(Corpus):
     name = "iemocap"
+    raw_labels = RAW_LABELS
     description = "IEMOCAP Session1-5 (default: angry/happy/neutral/sad, excited merged into happy)"
     default_classes: ClassVar[tuple[str, ...]] = ("angry", "happy", "neutral", "sad")
     default_map: ClassVar[dict[str, str]] = {"excited": "happy"}

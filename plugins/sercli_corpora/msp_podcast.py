@@ -42,6 +42,7 @@ GENDERS = {"male": "M", "female": "F"}
 
 class MspPodcast(Corpus):
     name = "msp-podcast"
+    raw_labels = RAW_LABELS
     description = "MSP-Podcast from Labels/labels_consensus.csv with its official partitions"
 
     class Options(BaseOptions):

@@ -35,6 +35,7 @@ STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by 
 
 class Ravdess(Corpus):
     name = "ravdess"
+    raw_labels = RAW_LABELS
     description = "RAVDESS audio (Actor_NN/MM-CC-EE-II-SS-RR-AA.wav), speech by default"
 
     class Options(BaseOptions):

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from sercli.core.options import Input, Output, Seed
-from sercli.core.records import read_records
+from sercli.core.inputs import LabelCheck, read_inputs
+from sercli.core.options import Dedupe, Input, Output, Seed
 
 
 def degrade(
@@ -23,6 +23,7 @@ def degrade(
     suffix: Annotated[str, typer.Option("--suffix", help="Appended to each record id.")] = "-degraded",
     output: Output = None,
     seed: Seed = 0,
+    dedupe: Dedupe = False,
 ) -> None:
     """Write a degraded copy of each record's audio and a record for it (same fields, new id,
     audio and provenance). Seeded per utterance; resumable: records already in -o are kept.
@@ -35,6 +36,6 @@ def degrade(
     from sercli.synthesis.synth import check_audio_dir
 
     d = dg.Degradation(snr=snr, reverb=reverb, band=dg.parse_band(band), seed=seed)
-    records = read_records(input, required=("id", "audio"))
+    records = read_inputs([([input], ("id", "audio"))], dedupe, LabelCheck(strict=False))[0]
     check_audio_dir(audio_dir)
     dg.run(records, d, audio_dir.absolute(), output, suffix)

@@ -11,6 +11,7 @@ import typer
 
 from sercli.core.errors import SercliError
 from sercli.core.log import info, show
+from sercli.core.options import Dedupe
 
 
 def evaluate(
@@ -41,6 +42,7 @@ def evaluate(
     html: Annotated[
         Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report (tables and figures in one file).")
     ] = None,
+    dedupe: Dedupe = False,
 ) -> None:
     """Evaluate a run (every fold and seed of a cross-validation); JSON on stdout.
 
@@ -74,14 +76,15 @@ def evaluate(
             raise SercliError("--compare needs at least two runs")
         _print_compare(runs, allow_speaker_overlap, ensemble_seeds)
     else:
-        _evaluate_one(Path(paths[0]), paths[1:], allow_speaker_overlap, out, overwrite, ensemble_seeds, as_csv, html)
+        _evaluate_one(Path(paths[0]), paths[1:], allow_speaker_overlap, out, overwrite, ensemble_seeds, as_csv, html,
+                      dedupe)
 
 
 def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: Path | None, overwrite: bool,
-                  ensemble_seeds: bool = False, as_csv: bool = False, html: Path | None = None) -> None:
+                  ensemble_seeds: bool = False, as_csv: bool = False, html: Path | None = None,
+                  dedupe: bool = False) -> None:
     from sercli.commands.tables import aggregate_table
     from sercli.evaluation.evaluate import evaluate_run
-    from sercli.core.records import read_many
     from sercli.core.runfolder import check_target, is_eval_output, staged
     from sercli.evaluation.write import write_evaluation
 
@@ -90,7 +93,7 @@ def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: 
     if html is not None:
         _check_outside(run, html)
     # features, or audio for a fine-tuned run: sercli.evaluation.evaluate checks them against the run
-    records = read_many(record_paths, required=("emotion",)) if record_paths else None
+    records = _records(run, record_paths, dedupe) if record_paths else None
     if out is None:
         agg, _ = evaluate_run(run, records, allow_overlap, ensemble_seeds=ensemble_seeds)
     else:
@@ -116,6 +119,17 @@ def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: 
         print(metrics_csv(agg), end="")
     else:
         print(json.dumps({"run": str(run), **({"records": record_paths} if records is not None else {}), **agg}))
+
+
+def _records(run: Path, paths: list[str], dedupe: bool) -> list[dict]:
+    """The records to score, checked as every command's input (sercli.core.inputs): their
+    emotions must be the run's (``Anger`` read as ``angry``, for a run that learnt ``angry``)."""
+    from sercli.core.inputs import LabelCheck, read_inputs
+    from sercli.core.runfolder import CONFIG_FILE, jobs_of, read_json
+
+    labels = read_json(Path(jobs_of(run)[0]["dir"]) / CONFIG_FILE).get("labels")
+    check = LabelCheck(tuple(labels), option=f"the emotions {run} learnt") if labels else LabelCheck()
+    return read_inputs([(paths, ("emotion",))], dedupe, check)[0]
 
 
 def _check_outside(run: Path, out: Path) -> None:

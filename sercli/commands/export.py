@@ -12,7 +12,7 @@ import typer
 
 from sercli.core.errors import SercliError
 from sercli.core.log import info
-from sercli.core.options import Inputs, Output
+from sercli.core.options import Dedupe, Inputs, Output
 
 Format = Annotated[str, typer.Argument(help="A format: a corpus plugin that can write records (emobox, datasets).",
                                        show_default=False)]
@@ -24,6 +24,7 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="The file or folder to write (replaced whole).")],
     root: Annotated[Optional[Path], typer.Option(
         "--root", help="Write audio paths relative to this folder (emobox; default: the output's folder).")] = None,
+    dedupe: Dedupe = False,
 ) -> None:
     """Write records in another toolkit's format: EmoBox jsonl, or a Hugging Face datasets
     folder (records and their pooled features).
@@ -32,10 +33,11 @@ def export(
       sercli export emobox emodb.jsonl -o emobox/emodb.jsonl
       sercli export datasets emodb_feats.jsonl -o emodb_ds/
     """
-    from sercli.core.records import read_many, refuse_input
+    from sercli.core.inputs import LabelCheck, read_inputs
+    from sercli.core.records import refuse_input
 
     fmt = _format(format, "export")
-    records = read_many(inputs)
+    records = read_inputs([(inputs, ())], dedupe, LabelCheck(strict=False))[0]
     if not records:
         raise SercliError("no records to export")
     refuse_input(str(output))

@@ -11,8 +11,9 @@ from sercli.core import plugins as pl
 from sercli.contract.common import parse_option_pairs
 from sercli.core.errors import SercliError
 from sercli.core.log import info, progress, warn
-from sercli.core.options import Device, Inputs, Output, PluginOptions
-from sercli.core.records import open_writer, read_many
+from sercli.core.inputs import LabelCheck, read_inputs
+from sercli.core.options import Dedupe, Device, Inputs, Output, PluginOptions
+from sercli.core.records import open_writer
 
 
 def extract(
@@ -33,6 +34,7 @@ def extract(
     shard_mb: Annotated[float, typer.Option("--shard-mb", min=0.001, help="Feature shard size (MB).")] = 256.0,
     option: PluginOptions = None,
     output: Output = None,
+    dedupe: Dedupe = False,
 ) -> None:
     """Extract features for every record with audio; records out point into the store.
 
@@ -72,11 +74,7 @@ def extract(
         check_cluster_device(device)
     else:
         check_device(device if not device_names else device_names[0])
-    records = read_many(inputs, required=("audio",))
-    ids = [r["id"] for r in records]
-    if len(set(ids)) != len(ids):
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        raise SercliError(f"Duplicate record ids in the input: {', '.join(dupes[:5])}")
+    records = read_inputs([(inputs, ("audio",))], dedupe, LabelCheck(strict=False))[0]
 
     model = pl.create("backbone", backbone, parse_option_pairs(option))
     parse_layers(layers, model.num_layers, what="--layers")

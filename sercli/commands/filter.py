@@ -9,8 +9,8 @@ import typer
 from sercli.evaluation import filtering
 from sercli.core import plugins as pl
 from sercli.contract.common import parse_option_pairs
-from sercli.core.options import Device, Input, Output, PluginOptions
-from sercli.core.records import read_records
+from sercli.core.inputs import LabelCheck, read_inputs
+from sercli.core.options import Dedupe, Device, Input, Output, PluginOptions
 
 
 def filter_records(
@@ -24,6 +24,7 @@ def filter_records(
     option: PluginOptions = None,
     output: Output = None,
     device: Device = "cpu",
+    dedupe: Dedupe = False,
 ) -> None:
     """Keep the records every gate accepts (to -o or stdout); write the others, each with its
     filter_reason, to --dropped. Resumable: records already in either file are not judged again.
@@ -38,5 +39,5 @@ def filter_records(
     names = list(dict.fromkeys(gate))
     options = filtering.gate_options(names, parse_option_pairs(option))
     gates = {name: pl.create("gate", name, options[name]) for name in names}
-    records = read_records(input, required=("id",))
+    records = read_inputs([([input], ("id",))], dedupe, LabelCheck(strict=False))[0]
     filtering.run(records, gates, output, dropped, device)

@@ -22,7 +22,7 @@ import typer
 
 from sercli.core.errors import RecordError, SercliError
 from sercli.core.log import warn
-from sercli.core.options import Device, Output
+from sercli.core.options import Dedupe, Device, Output
 
 
 def predict(
@@ -44,6 +44,7 @@ def predict(
         bool, typer.Option("--csv", help="Write CSV (id, fields, predicted, p_LABEL...) instead of JSONL; "
                                          "also chosen by an -o name ending in .csv.")
     ] = False,
+    dedupe: Dedupe = False,
 ) -> None:
     """Print one JSON record per input: predicted emotion and the class probabilities.
 
@@ -69,7 +70,7 @@ def predict(
         if c["labels"] != config["labels"] or c["features"] != config["features"] or norm_of(c) != norm_of(config):
             raise SercliError(f"{model}: its fold models use different labels, features or normalisation")
     labels, meta = config["labels"], config["features"]
-    records = _read_inputs(inputs)
+    records = _read_inputs(inputs, dedupe)
     speaker_norm = norm_of(config) == "speaker"
     if speaker_norm:  # before any audio is read
         from sercli.learning.speakernorm import speakers_of
@@ -155,18 +156,21 @@ def _audio(records, meta: dict[str, Any]):
     return todo, set(unread), unlabelled(todo, meta)
 
 
-def _read_inputs(inputs: list[str]) -> list[dict[str, Any]]:
-    from sercli.core.records import read_records
+def _read_inputs(inputs: list[str], dedupe: bool = False) -> list[dict[str, Any]]:
+    """The records to predict, checked as every command checks its input (sercli.core.inputs):
+    an audio file given twice is a duplicate too; emotions, where given, only normalised."""
+    from sercli.core.inputs import LabelCheck, check_located, read_located
 
-    records: list[dict[str, Any]] = []
+    located: list[tuple[dict[str, Any], str]] = []
     for item in inputs:
         if item == "-" or item.endswith((".jsonl", ".json")):
-            records += read_records(item)
+            located += read_located(item)
         else:
             path = Path(item)
             if not path.exists():
                 raise SercliError(f"{item}: no such file")
-            records.append({"id": str(path), "audio": str(path.resolve())})
+            located.append(({"id": str(path), "audio": str(path.resolve())}, "the command line"))
+    records = check_located([located], dedupe, LabelCheck(strict=False))[0]
     for rec in records:
         if not rec.get("audio") and not rec.get("features"):
             raise SercliError(f"record {rec.get('id')!r} has neither audio nor features")

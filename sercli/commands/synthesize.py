@@ -12,8 +12,8 @@ from sercli.synthesis import synth
 from sercli.synthesis.inputs import check_input
 from sercli.contract.common import parse_option_pairs
 from sercli.core.cluster import cluster_name
-from sercli.core.options import Input, Output, PluginOptions, Seed
-from sercli.core.records import read_records
+from sercli.core.inputs import LabelCheck, read_inputs
+from sercli.core.options import Dedupe, Input, Output, PluginOptions, Seed
 
 
 def synthesize(
@@ -40,6 +40,7 @@ def synthesize(
     ] = None,
     seed: Seed = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what the run would cost, then stop.")] = False,
+    dedupe: Dedupe = False,
 ) -> None:
     """Speak text records; write records with audio, speaker (= voice) and source=synthetic.
 
@@ -59,7 +60,7 @@ def synthesize(
     """
     if cluster:
         cluster_name(cluster)  # a malformed --cluster fails before any work
-    records = read_records(input)
+    records = read_inputs([([input], ())], dedupe, LabelCheck(strict=False))[0]
     synth.check_audio_dir(audio_dir)
     audio_dir = audio_dir.absolute()  # files land there even if an engine changes folder
     tts = pl.create("tts", engine, parse_option_pairs(option))

@@ -17,12 +17,12 @@ from sercli.commands.train_options import tune_grid as _tune_grid
 from sercli.commands.train_options import value_lists as _value_lists
 from sercli.core.errors import SercliError
 from sercli.core.log import info, show
-from sercli.core.options import Device, Inputs
+from sercli.core.options import Dedupe, Device, Inputs, LabelSet
 
 
 # `train --help` in groups (sercli.cli sets each option's rich_help_panel from this)
 HELP_PANELS = {
-    "Data": ("synthetic", "classes", "test", "real_fraction"),
+    "Data": ("synthetic", "classes", "labels", "dedupe", "test", "real_fraction"),
     "Protocol": ("cv", "seeds", "test_speakers", "val_speakers", "val_fraction", "allow_speaker_overlap"),
     "Model": ("head", "strategy", "option", "sweep", "norm"),
     "Training": ("epochs", "patience", "lr", "weight_decay", "batch_size", "balanced", "standardize", "tune",
@@ -76,6 +76,8 @@ def train(
                              "utterances, training and validation alike (seeded, speaker x emotion stratified; the test "
                              "fold stays whole).")] = 1.0,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Emotions to learn (default: all).")] = None,
+    labels: LabelSet = None,
+    dedupe: Dedupe = False,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="At most this many epochs (per stage).")] = 60,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
@@ -160,7 +162,7 @@ def train(
       sercli train f.jsonl --cv loso --cluster ray://head:10001 --out /shared/cv
       sercli train f.jsonl --cv loso --devices cuda:0,cuda:1 --out runs/gpus
     """
-    from sercli.core.records import read_many
+    from sercli.core.inputs import read_inputs
     from sercli.core.runfolder import check_target
     from sercli.runs.jobs import select_labels
     from sercli.learning.scarce import check_fraction
@@ -175,16 +177,17 @@ def train(
     tuned = _finetune(finetune, finetune_mode, finetune_layers, lora_rank, backbone_lr, norm)
     refit = (not tuned) if refit is None else refit
     needed = ("emotion", "audio") if tuned else ("emotion", "features")
-    real = read_many(inputs, required=needed)
-    if not real:
-        raise SercliError(f"{', '.join(inputs)}: no records to train on")
-    synth = read_many(synthetic or [], required=needed)
-    labels, real = select_labels(real, _split(classes))
+    wanted, check = _labels(classes, labels)
+    # features or audio of --test records: checked with the rest by sercli.runs.jobs
+    real, synth, tests = read_inputs([(inputs, needed), (synthetic or [], needed), (test or [], ("emotion",))],
+                                     dedupe, check)
+    labels, real = select_labels(real, wanted)
     tracking = _tracker(tracker, option)
     head_options, options = _route_options([o for o in option or [] if not o.startswith("tracker.")], head, strategy)
     swept = _value_lists(sweep, "--sweep")
     variants, names = _variants(strategy, options, swept)
-    folds, protocol = _folds(real, labels, cv, _split(test_speakers), _split(val_speakers), test, allow_speaker_overlap)
+    folds, protocol = _folds(real, labels, cv, _split(test_speakers), _split(val_speakers), test, tests,
+                             allow_speaker_overlap)
     cfg = TrainConfig(
         head=head, head_options=head_options, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
         max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
@@ -249,6 +252,10 @@ def _seeds(seeds: str, cv, test_speakers, test, val_speakers) -> list[int]:
         raise SercliError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise SercliError(f"--seeds {seeds!r}: expected distinct integers")
+    from sercli.core.numbers import check_number
+
+    for seed in seed_list:
+        check_number("--seeds", seed)
     return seed_list
 
 
@@ -273,7 +280,25 @@ def _variants(strategy: str, options: dict[str, Any], swept: dict[str, list[str]
     return variants, names
 
 
-def _folds(real, labels, cv, test_speakers, val_speakers, test, allow_speaker_overlap):
+def _labels(classes: str | None, labels: str | None):
+    """(the --classes, each as the label set spells it; how the records' emotions are checked).
+    With --classes, records of other emotions are left out (with a warning naming them), so an
+    emotion sercli does not know is no error there; a --classes entry it does not know is."""
+    from sercli.core.inputs import LabelCheck
+
+    check = LabelCheck.from_cli(labels)
+    wanted = []
+    for name in _split(classes):
+        found = check.normalise(name)
+        if found is None:
+            raise check.refusal(name, "--classes")
+        wanted.append(found)
+    if wanted:
+        check.strict = False
+    return wanted, check
+
+
+def _folds(real, labels, cv, test_speakers, val_speakers, test, tests, allow_speaker_overlap):
     """(folds, protocol) of --cv, or the one hold-out fold of --test-speakers / --test."""
     from sercli.learning.cv import holdout, make_folds
 
@@ -281,7 +306,7 @@ def _folds(real, labels, cv, test_speakers, val_speakers, test, allow_speaker_ov
         return make_folds(real, cv, allow_speaker_overlap=allow_speaker_overlap), cv
     fold = holdout(real, test_speakers, val_speakers)
     if test:
-        fold.test = _test_records(test, labels)
+        fold.test = _test_records(test, tests, labels)
         fold.description = f"test records {', '.join(test)}"
     return [fold], "holdout"
 
@@ -365,12 +390,10 @@ def _sweep_name(values: dict[str, str]) -> str:
     return name if len(name) <= 120 else safe_name(name)
 
 
-def _test_records(paths: list[str], labels: list[str]) -> list[dict[str, Any]]:
+def _test_records(paths: list[str], records: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
     """--test records with a learnt emotion; the others are reported, and none at all refused."""
     from sercli.core.log import warn
-    from sercli.core.records import read_many
 
-    records = read_many(paths, required=("emotion",))  # features or audio: checked with the rest by sercli.runs.jobs
     kept = [r for r in records if r["emotion"] in labels]
     others = sorted({str(r["emotion"]) for r in records} - set(labels))
     if not kept:

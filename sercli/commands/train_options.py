@@ -45,6 +45,10 @@ def tune_grid(pairs: list[str] | None, head: str, head_options: dict[str, Any]) 
                 grid[key] = [TypeAdapter(kind).validate_python(v) for v in values]
             except ValidationError:
                 raise SercliError(f"--tune {key}={','.join(values)}: expected {kind.__name__} values") from None
+            from sercli.core.numbers import check_number
+
+            for value in grid[key]:  # --tune lr=inf: as --lr inf
+                check_number(f"--{key.replace('_', '-')}", value)
         elif key in head_cls.Options.model_fields:
             try:
                 grid[key] = [validate_options(head_cls, {**head_options, key: v}, f"head {head!r}").model_dump(

@@ -40,7 +40,8 @@ from sercli.contract.errors import SercliError
 
 
 class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # a plugin option is a finite number: ``-O sigma=inf`` is refused with the option named
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def validate_options(cls: type, raw: dict[str, Any], what: str) -> BaseModel:
@@ -48,12 +49,18 @@ def validate_options(cls: type, raw: dict[str, Any], what: str) -> BaseModel:
     try:
         return model(**raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(f"{_named(err)}: {err['msg']}" for err in exc.errors())
         fields = ", ".join(model.model_fields) or "none"
         raise SercliError(f"Bad option for {what}: {problems} (options: {fields})") from None
+
+
+def _named(err: dict[str, Any]) -> str:
+    """``dropout=nan``: the option and the value given (``options`` for the whole set)."""
+    name = ".".join(str(p) for p in err["loc"])
+    value = err.get("input")
+    if not name:
+        return "options"
+    return f"{name}={value}" if isinstance(value, (str, int, float)) and len(str(value)) <= 40 else name
 
 
 def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:

@@ -15,6 +15,10 @@ class Corpus(Plugin):
     # (IEMOCAP: angry, happy, neutral, sad with excited merged into happy).
     default_classes: ClassVar[tuple[str, ...] | None] = None
     default_map: ClassVar[dict[str, str] | None] = None
+    # The corpus's own label codes and the canonical emotion each stands for (EmoDB: "W" ->
+    # "angry"): records labelled with a code that every corpus reads the same way are
+    # normalised to that emotion by the input check of every command (sercli.core.inputs).
+    raw_labels: ClassVar[dict[str, str]] = {}
 
     def scan(self, path: Path) -> Iterator[dict[str, Any]]:
         """Yield one record per utterance under the corpus folder ``path``: the fields of

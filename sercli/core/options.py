@@ -65,3 +65,14 @@ def _checking(callback, option: str):
         return callback(ctx, param, value) if callback is not None else value
 
     return check
+Dedupe = Annotated[
+    bool,
+    typer.Option("--dedupe", help="Keep the first record of each id given more than once (and say how many were "
+                 "dropped) instead of refusing the input; one id with two emotions is refused all the same."),
+]
+LabelSet = Annotated[
+    Optional[str],
+    typer.Option("--labels", help="The label set, comma-separated (e.g. angry,happy,amusement): any emotion outside it "
+                 "is an error (default: the canonical emotions; Anger, happiness and the corpora's own codes are "
+                 "normalised to them)."),
+]

@@ -33,8 +33,9 @@ NUMBER_FIELDS = ("duration",)
 OBJECT_FIELDS = ("features", "provenance")
 
 
-def read_records(path: str | Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """Read and validate every record up front, so bad input fails before heavy work.
+def read_records(path: str | Path, required: Iterable[str] = (), lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """Read and validate every record up front, so bad input fails before heavy work
+    (``lines``, when given, gets each record's line number: sercli.core.inputs names them).
 
     An input without a single record is an error: a pipe whose first command failed
     delivers nothing, and a run over nothing would look like success."""
@@ -70,6 +71,8 @@ def read_records(path: str | Path, required: Iterable[str] = ()) -> list[dict[st
         if "audio" in rec and rec["audio"] and not Path(rec["audio"]).is_absolute():
             rec["audio"] = str(base / rec["audio"])
         records.append(rec)
+        if lines is not None:
+            lines.append(lineno)
     if not records:
         if stdin:
             raise SercliError("no records on stdin (did the command before the pipe fail?)")

@@ -22,6 +22,7 @@ from sercli.contract.cluster import ShardWorker
 from sercli.learning.cv import Fold, check_fold, check_speakers, speaker
 from sercli.core.errors import SercliError
 from sercli.core.fsutil import safe_name
+from sercli.core.inputs import warn_scarce
 from sercli.core.log import info, warn
 from sercli.core.runfolder import (
     CURVES_FILE, HISTORY_FILE, LEAKED_FILE, RUN_FILE, TEST_FILE, child, plugin_versions, provenance, write_json,
@@ -121,6 +122,7 @@ def plan_splits(plan: Plan) -> Splits:
             splits[(i, seed)] = job
     for message in dict.fromkeys(warnings):
         warn(message)
+    warn_scarce([job.train for job in splits.values()], plan.labels)
     return splits
 
 
@@ -212,19 +214,6 @@ def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
             **resolved,
         })
     return done
-
-
-def learned_from(jobs: list[prep.Split]) -> str:
-    """The run summary's line on real data: "learned from 345 of 1,380 real utterances, 25%"
-    (per job; a range when the jobs differ)."""
-    used = [j.real_used() for j in jobs]
-    n = sorted({u["learned_from"] for u in used})
-    of = sorted({u["non_test"] for u in used})
-    share = sorted({u["share"] for u in used})
-    span = lambda xs, f: f(xs[0]) if len(xs) == 1 else f"{f(xs[0])}-{f(xs[-1])}"  # noqa: E731
-    who = "each job" if len(jobs) > 1 else "the job"
-    return (f"Real data: {who} learned from {span(n, '{:,}'.format)} of {span(of, '{:,}'.format)} "
-            f"non-test real utterances, {span(share, lambda s: f'{s:.0%}')}")
 
 
 def trained_jobs(args: list[tuple], jobs: int | None = 1, cluster: Any = None, devices: list[str] | None = None,
