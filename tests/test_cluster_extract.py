@@ -19,6 +19,9 @@ from sercli.features.store import INDEX, FeatureStore
 
 from conftest import run_cli
 
+# one Ray-using module at a time under pytest-xdist (--dist loadgroup): local clusters share ports
+pytestmark = pytest.mark.xdist_group("ray")
+
 N = 200
 
 

@@ -33,6 +33,9 @@ from openai_server import FakeOpenAI  # noqa: E402
 from sercli.cli import app  # noqa: E402
 from sercli.core.errors import SercliError  # noqa: E402
 
+# one Ray-using module at a time under pytest-xdist (--dist loadgroup): local clusters share ports
+pytestmark = pytest.mark.xdist_group("ray")
+
 KEY = "sk-test-cluster-synth"
 EMOTIONS = ("happy", "sad", "angry", "neutral")
 

@@ -15,6 +15,9 @@ import pytest
 from sercli.core.errors import SercliError
 from test_train_eval import FAST, invoke, make_corpus
 
+# one Ray-using module at a time under pytest-xdist (--dist loadgroup): local clusters share ports
+pytestmark = pytest.mark.xdist_group("ray")
+
 ARGS = ["--cv", "loso", "--seeds", "0,1", "--norm", "none", *FAST]
 
 
