@@ -229,10 +229,7 @@ class Misshapen(Backbone):
     name = "misshapen"
     sample_rate = 16000
     num_layers = 1
-    level = "frame"
-
-    def num_frames(self, n):
-        return n // 160
+    level = "frame"  # no num_frames: a declared one that forward contradicts ends the run (test_boundary)
 
     def load(self, device="cpu"):
         pass

@@ -113,8 +113,10 @@ def test_training_on_test_speakers_is_refused(tmp_path, corpus):
     split.write_text("".join(json.dumps(r) + "\n" for r in recs))
     with pytest.raises(SercliError, match="allow-speaker-overlap"):
         invoke("train", split, "--cv", "field:split", "--out", tmp_path / "x", *FAST)
+    other = tmp_path / "other-ids.jsonl"  # the same speakers under other ids (the same ids are duplicates)
+    other.write_text("".join(json.dumps({**r, "id": "t-" + r["id"]}) + "\n" for r in recs))
     with pytest.raises(SercliError, match="allow-speaker-overlap"):
-        invoke("train", real, "--test", real, "--out", tmp_path / "y", *FAST)
+        invoke("train", real, "--test", other, "--out", tmp_path / "y", *FAST)
     invoke("train", split, "--cv", "field:split", "--allow-speaker-overlap", "--out", tmp_path / "z", *FAST)
     assert json.loads((tmp_path / "z" / "metrics.json").read_text())["pooled"]["n"] == sum(r["split"] == "test" for r in recs)
 

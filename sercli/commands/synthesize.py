@@ -12,7 +12,7 @@ from sercli.synthesis import synth
 from sercli.synthesis.inputs import check_input
 from sercli.contract.common import parse_option_pairs
 from sercli.core.cluster import cluster_name
-from sercli.core.inputs import LabelCheck, read_inputs
+from sercli.core.inputs import LabelCheck, check_located, read_located
 from sercli.core.options import Dedupe, Input, Output, PluginOptions, Seed
 
 
@@ -56,16 +56,17 @@ def synthesize(
       sercli synthesize texts.jsonl -t openai -d synth/ --dry-run
       sercli synthesize texts.jsonl -t espeak -O prosody=1.5 -d synth/
       sercli synthesize texts.jsonl -d /shared/synth/ --cluster ray://head:10001
-      sercli synthesize train.jsonl -t resynth --voices-per-text 2 -d resynth/ -o resynth.jsonl
+      sercli synthesize train.jsonl -t resynth -d resynth/ -o resynth.jsonl
     """
     if cluster:
         cluster_name(cluster)  # a malformed --cluster fails before any work
-    records = read_inputs([([input], ())], dedupe, LabelCheck(strict=False))[0]
+    located = read_located(input)
+    records = check_located([located], dedupe, LabelCheck(strict=False))[0]
     synth.check_audio_dir(audio_dir)
     audio_dir = audio_dir.absolute()  # files land there even if an engine changes folder
     tts = pl.create("tts", engine, parse_option_pairs(option))
     source = "<stdin>" if input == "-" else input
-    check_input(records, tts, engine, source)  # text to a text engine, audio to one that reads audio
+    check_input(records, tts, engine, {id(r): where for r, where in located})  # the kind of record it reads
     chosen = synth.parse_voices(voices, tts, engine)
     render = None
     if cluster:

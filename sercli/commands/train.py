@@ -10,6 +10,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sercli.core import plugins as pl
+from sercli.commands.train_options import finetune_spec
+from sercli.commands.train_options import seed_list as _seed_list
 from sercli.commands.train_options import route_options as _route_options
 from sercli.commands.train_options import runner as _runner
 from sercli.commands.train_options import split as _split
@@ -170,11 +172,11 @@ def train(
     from sercli.learning.heads import check_frames
 
     head = head or DEFAULT_HEAD
-    seed_list = _seeds(seeds, cv, test_speakers, test, val_speakers)
+    seed_list = _seed_list(seeds, cv, test_speakers, test, val_speakers)
     runner = _runner(jobs, device, devices, cluster)
     check_target(out, overwrite)  # again under the lock, before the run is put in place
 
-    tuned = _finetune(finetune, finetune_mode, finetune_layers, lora_rank, backbone_lr, norm)
+    tuned = finetune_spec(finetune, finetune_mode, finetune_layers, lora_rank, backbone_lr, norm)
     refit = (not tuned) if refit is None else refit
     needed = ("emotion", "audio") if tuned else ("emotion", "features")
     wanted, check = _labels(classes, labels)
@@ -225,38 +227,6 @@ def _tracker(name: str | None, option: list[str] | None):
             raise SercliError("-O tracker.KEY=VALUE needs --tracker NAME")
         return None
     return plugins.create("tracker", name, parse_option_pairs(pairs))
-
-
-def _finetune(backbone, mode, layers, rank, backbone_lr, norm) -> dict[str, Any] | None:
-    """TrainConfig.finetune of the --finetune options, checked (sercli.learning.finetune); None without."""
-    if not backbone:
-        return None
-    from sercli.learning import finetune as ft
-
-    if norm == "speaker":
-        raise SercliError("--norm speaker standardises stored features: it does not go with --finetune")
-    spec = ft.parse({"backbone": backbone, "mode": mode, "layers": layers, "lora_rank": rank, "backbone_lr": backbone_lr})
-    ft.backbone_for(spec)
-    return spec.model_dump(mode="json")
-
-
-def _seeds(seeds: str, cv, test_speakers, test, val_speakers) -> list[int]:
-    """The --seeds, once the protocol options are known to go together."""
-    if cv and (test_speakers or test or val_speakers):
-        raise SercliError("--cv chooses the test and validation parts itself: drop --test-speakers/--test/--val-speakers")
-    if test_speakers and test:
-        raise SercliError("use either --test-speakers or --test, not both")
-    try:
-        seed_list = [int(s) for s in _split(seeds)]
-    except ValueError:
-        raise SercliError(f"--seeds {seeds!r}: expected comma-separated integers") from None
-    if not seed_list or len(set(seed_list)) != len(seed_list):
-        raise SercliError(f"--seeds {seeds!r}: expected distinct integers")
-    from sercli.core.numbers import check_number
-
-    for seed in seed_list:
-        check_number("--seeds", seed)
-    return seed_list
 
 
 def _variants(strategy: str, options: dict[str, Any], swept: dict[str, list[str]]):

@@ -97,3 +97,35 @@ def runner(jobs: int | None, device: str, devices: str | None, cluster: str | No
     if cluster:
         pl.get_class("cluster", cluster_name(cluster)[0])  # an unknown engine fails before any work
     return {"jobs": jobs if jobs or cluster else 1, "devices": device_list, "cluster": cluster}
+
+
+def finetune_spec(backbone, mode, layers, rank, backbone_lr, norm) -> dict[str, Any] | None:
+    """TrainConfig.finetune of the --finetune options, checked (sercli.learning.finetune); None without."""
+    if not backbone:
+        return None
+    from sercli.learning import finetune as ft
+
+    if norm == "speaker":
+        raise SercliError("--norm speaker standardises stored features: it does not go with --finetune")
+    spec = ft.parse({"backbone": backbone, "mode": mode, "layers": layers, "lora_rank": rank, "backbone_lr": backbone_lr})
+    ft.backbone_for(spec)
+    return spec.model_dump(mode="json")
+
+
+def seed_list(seeds: str, cv, test_speakers, test, val_speakers) -> list[int]:
+    """The --seeds, once the protocol options are known to go together."""
+    if cv and (test_speakers or test or val_speakers):
+        raise SercliError("--cv chooses the test and validation parts itself: drop --test-speakers/--test/--val-speakers")
+    if test_speakers and test:
+        raise SercliError("use either --test-speakers or --test, not both")
+    try:
+        seed_list = [int(s) for s in split(seeds)]
+    except ValueError:
+        raise SercliError(f"--seeds {seeds!r}: expected comma-separated integers") from None
+    if not seed_list or len(set(seed_list)) != len(seed_list):
+        raise SercliError(f"--seeds {seeds!r}: expected distinct integers")
+    from sercli.core.numbers import check_number
+
+    for seed in seed_list:
+        check_number("--seeds", seed)
+    return seed_list

@@ -16,10 +16,11 @@ def reads(tts) -> str:
     return getattr(tts, "reads", "text")
 
 
-def check_input(records: list[dict[str, Any]], tts, engine: str, source: str) -> None:
+def check_input(records: list[dict[str, Any]], tts, engine: str, where_read: dict[int, str]) -> None:
     """Refuse, in one line and before any audio is made, records of the kind ``tts`` does not
     read: recorded speech given to a text engine, text given to an engine that remakes
-    recorded speech, or a record without a field its engine needs."""
+    recorded speech, or a record without a field its engine needs. ``where_read``: id(record) ->
+    "FILE line N", for the message."""
     from sercli.contract.synthesis import READS
 
     kind = reads(tts)
@@ -30,7 +31,8 @@ def check_input(records: list[dict[str, Any]], tts, engine: str, source: str) ->
         missing = [f for f in needed if rec.get(f) in (None, "")]
         if not missing:
             continue
-        where = f"{source}: record {rec.get('id')!r}"
+        line = where_read.get(id(rec), "input")
+        where = f"{line}: record {rec.get('id')!r}"
         if kind == "text" and "text" in missing and rec.get("audio"):
             raise SercliError(
                 f"{where} is recorded speech (audio, no text); TTS engine {engine!r} speaks text records "
@@ -39,8 +41,8 @@ def check_input(records: list[dict[str, Any]], tts, engine: str, source: str) ->
             raise SercliError(
                 f"{where} is a text record (text, no audio); TTS engine {engine!r} remakes recorded speech: "
                 "give it audio records (id, audio, emotion, speaker), or text records to a text engine (--engine espeak)")
-        raise SercliError(f"{where}: missing {', '.join(map(repr, missing))} "
-                          f"(TTS engine {engine!r} reads {kind} records: {', '.join(('id',) + needed)})")
+        raise SercliError(f"{line}: missing {', '.join(map(repr, missing))} (record {rec.get('id')!r}; "
+                          f"TTS engine {engine!r} reads {kind} records: {', '.join(('id',) + needed)})")
 
 
 def audio_digest(path: str | Path) -> str:
