@@ -52,23 +52,28 @@ _LIMITS = {"rate": (80, 450), "pitch": (0, 100), "range": (0, 100), "volume": (0
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+class ProsodyOptions(Options):
+    """The emotional prosody options of the engines that use these rules (espeak, mbrola)."""
+
+    prosody: float = Field(
+        1.0, ge=0.0, le=3.0,
+        description="scale of the emotional prosody: 0 = neutral for all, 1 = rules, >1 exaggerated",
+    )
+    voice_variation: bool = Field(True, description="small fixed prosody offsets per voice")
+    prosody_jitter: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="per-utterance random prosody (seeded by text, emotion and voice): rate and range vary by "
+                    "up to this share, pitch by up to 20x this (0.2 = rate +-20%, pitch +-4, range +-20%)",
+    )
+
+
 class EspeakEngine(TTSEngine):
     name = "espeak"
     description = "espeak-ng (offline, formant synthesis) with per-emotion prosody rules"
     max_concurrency = 1  # the library is process-global and not thread-safe
 
-    class Options(Options):
+    class Options(ProsodyOptions):
         voices: str = Field("", description="comma-separated espeak-ng voices (default: 12 English voices)")
-        prosody: float = Field(
-            1.0, ge=0.0, le=3.0,
-            description="scale of the emotional prosody: 0 = neutral for all, 1 = rules, >1 exaggerated",
-        )
-        voice_variation: bool = Field(True, description="small fixed prosody offsets per voice")
-        prosody_jitter: float = Field(
-            0.0, ge=0.0, le=1.0,
-            description="per-utterance random prosody (seeded by text, emotion and voice): rate and range vary by "
-                        "up to this share, pitch by up to 20x this (0.2 = rate +-20%, pitch +-4, range +-20%)",
-        )
 
     def voices(self, emotion: str | None = None, language: str | None = None) -> list[str]:
         """The pool for ``emotion`` (every voice when None): the ``voices`` option, else the 12

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from sercli.api import Options, RecordError, SercliError, TTSEngine
-from sercli_espeak.engine import _CONTROL, emotion_prosody, rules, rules_digest
+from sercli.api import RecordError, SercliError, TTSEngine
+from sercli_espeak.engine import _CONTROL, ProsodyOptions, emotion_prosody, rules, rules_digest
 from sercli_espeak.library import Prosody
 
 ENGLISH = ["mb-us1", "mb-us2", "mb-us3", "mb-en1"]  # us1 female; us2, us3, en1 (British) male
@@ -54,18 +54,9 @@ class MbrolaEngine(TTSEngine):
     description = "MBROLA diphone voices (offline, espeak-ng front end) with per-emotion prosody rules"
     max_concurrency = 2  # each utterance runs two short processes
 
-    class Options(Options):
+    class Options(ProsodyOptions):
         voices: str = Field("", description="comma-separated MBROLA voices as espeak-ng names them (mb-us1, "
                                             "mb-de5; default: the installed ones of the records' language)")
-        prosody: float = Field(
-            1.0, ge=0.0, le=3.0,
-            description="scale of the emotional prosody: 0 = neutral for all, 1 = rules, >1 exaggerated",
-        )
-        voice_variation: bool = Field(True, description="small fixed prosody offsets per voice")
-        prosody_jitter: float = Field(
-            0.0, ge=0.0, le=1.0,
-            description="per-utterance random prosody (seeded by text, emotion and voice), as for espeak",
-        )
         mbrola_dir: str = Field("", description="folder of the MBROLA databases (default: $SERCLI_MBROLA_DIR, "
                                                 "else /usr/share/mbrola)")
 

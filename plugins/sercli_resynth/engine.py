@@ -44,6 +44,10 @@ RANGE_RULES: dict[str, float] = {
 }
 
 
+# the widest range each factor option accepts
+_LIMITS = {"pitch": (0.25, 4.0), "warp": (0.5, 2.0), "tempo": (0.25, 4.0), "pitch_range": (0.0, 4.0)}
+
+
 def _range(value: Any, name: str, low: float, high: float) -> tuple[float, float]:
     if isinstance(value, (tuple, list)):
         parts = [float(v) for v in value]
@@ -83,25 +87,10 @@ class ResynthEngine(TTSEngine):
             description="emotion-congruent pitch range: 0 = the source's own, 1 = the rules, >1 exaggerated")
         f0: str = Field("harvest", description="F0 tracker: harvest (robust) or dio (about 10x faster)")
 
-        @field_validator("pitch", mode="before")
+        @field_validator("pitch", "warp", "tempo", "pitch_range", mode="before")
         @classmethod
-        def _pitch(cls, v):
-            return _range(v, "pitch", 0.25, 4.0)
-
-        @field_validator("warp", mode="before")
-        @classmethod
-        def _warp(cls, v):
-            return _range(v, "warp", 0.5, 2.0)
-
-        @field_validator("tempo", mode="before")
-        @classmethod
-        def _tempo(cls, v):
-            return _range(v, "tempo", 0.25, 4.0)
-
-        @field_validator("pitch_range", mode="before")
-        @classmethod
-        def _pitch_range(cls, v):
-            return _range(v, "pitch_range", 0.0, 4.0)
+        def _ranges(cls, v, info):
+            return _range(v, info.field_name, *_LIMITS[info.field_name])
 
         @field_validator("f0")
         @classmethod

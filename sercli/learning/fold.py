@@ -125,10 +125,14 @@ def usable_derived(synthetic: list[Record], train: list[Record],
             continue
         reason = where.get(source)
         if reason is None:
-            raise SercliError(f"synthetic record {rec.get('id')!r}: derived_from names {source!r}, which is no "
-                              "real record of this run (give the manifest it was made from)")
+            raise _unknown_source(rec, source)
         dropped[reason] = dropped.get(reason, 0) + 1
     return usable, dropped
+
+
+def _unknown_source(rec: Record, source: str) -> SercliError:
+    return SercliError(f"synthetic record {rec.get('id')!r}: derived_from names {source!r}, which is no "
+                       "real record of this run (give the manifest it was made from)")
 
 
 def check_sources(synthetic: list[Record], real: list[Record]) -> None:
@@ -140,8 +144,7 @@ def check_sources(synthetic: list[Record], real: list[Record]) -> None:
     for rec in synthetic:
         source = derived_source(rec, by_id)
         if source is not None and source not in real_ids:
-            raise SercliError(f"synthetic record {rec.get('id')!r}: derived_from names {source!r}, which is no "
-                              "real record of this run (give the manifest it was made from)")
+            raise _unknown_source(rec, source)
 
 
 def dropped_message(name: str, dropped: dict[str, int]) -> str | None:
