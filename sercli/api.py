@@ -6,7 +6,8 @@ every other sercli module is internal and may change.
 What is here, by use:
 
 * base classes: ``Plugin``, ``Options``, ``LLMBackend``, ``TTSEngine``, ``Backbone``,
-  ``Strategy``, ``Head``, ``Corpus``, ``Gate``, ``Tracker``, ``Cluster`` with ``ShardWorker``,
+  ``Strategy``, ``Head``, ``Corpus``, ``Gate``, ``Tracker``, ``Cluster`` with ``ShardWorker``, ``RunExporter``
+  (with ``DeployableRun``, what it is given),
   and ``TrainerAPI`` (what a strategy may use of the trainer);
   their docstrings state what each method receives and returns, the error contract and the
   threading contract (``sercli.base``).
@@ -41,9 +42,11 @@ What is here, by use:
 * formats (``Corpus.export``/``import_records``): ``read_features(rec) -> ndarray`` (a
   record's (layers, frames, dim) float32 features; SercliError if not finite),
   ``FeatureStore(root)`` (a feature store: ``meta()``, ``init(meta)``, ``writer()``).
+* export modules (``Backbone.export_module``): ``PowerSpectrum(n_fft, hop, window)`` (torch.stft's
+  centred power spectrogram as a convolution, which onnxruntime computes as accurately as torch).
 
 Names that need numpy or torch (``write_wav``, ``load_audio``, ``resample``, ``Examples``,
-``FitHooks``, ``HeadModule``) are imported on first use, so that importing this module stays
+``FitHooks``, ``HeadModule``, ``PowerSpectrum``) are imported on first use, so that importing this module stays
 cheap; in a plugin module import them inside methods or under ``typing.TYPE_CHECKING``.
 """
 
@@ -56,11 +59,13 @@ from sercli.base import (
     Backbone,
     Cluster,
     Corpus,
+    DeployableRun,
     Gate,
     Head,
     LLMBackend,
     Options,
     Plugin,
+    RunExporter,
     ShardWorker,
     Strategy,
     Tracker,
@@ -113,11 +118,12 @@ _LAZY = {
     "run_probabilities": "sercli.evaluation.filtering",
     "read_features": "sercli.features.read",
     "FeatureStore": "sercli.features.store",
+    "PowerSpectrum": "sercli.features.spectrum",
 }
 
 __all__ = [
-    "Backbone", "Cluster", "Corpus", "Gate", "Head", "LLMBackend", "Options", "Plugin", "ShardWorker", "Strategy",
-    "Tracker", "TrainerAPI", "TTSEngine",
+    "Backbone", "Cluster", "Corpus", "DeployableRun", "Gate", "Head", "LLMBackend", "Options", "Plugin",
+    "RunExporter", "ShardWorker", "Strategy", "Tracker", "TrainerAPI", "TTSEngine",
     "RecordError", "SercliError", "info", "warn",
     "EMOTIONS", "SYNONYMS", "canonical", "emotion_key", "same_sentence_key",
     "Record", "RECORD_FIELDS",

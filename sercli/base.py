@@ -4,12 +4,14 @@ Each family's contract lives in its own module: ``sercli.contract.common`` (``Pl
 ``Options``, the error and threading contract), ``text`` (``LLMBackend``), ``synthesis``
 (``TTSEngine``), ``features`` (``Backbone``), ``learning`` (``Strategy``, ``Head``,
 ``TrainerAPI``), ``corpus`` (``Corpus``), ``gate`` (``Gate``), ``tracker`` (``Tracker``) and
-``cluster`` (``Cluster``, ``ShardWorker``). Import them from here or from ``sercli.api``.
+``cluster`` (``Cluster``, ``ShardWorker``) and
+``export`` (``RunExporter``, ``DeployableRun``). Import them from here or from ``sercli.api``.
 """
 
 from sercli.contract.cluster import Cluster, ShardWorker
 from sercli.contract.common import Options, Plugin, parse_option_pairs, validate_options
 from sercli.contract.corpus import Corpus
+from sercli.contract.export import DeployableRun, RunExporter
 from sercli.contract.features import Backbone
 from sercli.contract.gate import Gate
 from sercli.contract.learning import Head, Strategy, TrainerAPI
@@ -18,6 +20,6 @@ from sercli.contract.text import LLMBackend
 from sercli.contract.tracker import Tracker
 
 __all__ = [
-    "Backbone", "Cluster", "Corpus", "Gate", "Head", "LLMBackend", "Options", "Plugin", "ShardWorker",
-    "Strategy", "TTSEngine", "Tracker", "TrainerAPI", "parse_option_pairs", "validate_options",
+    "Backbone", "Cluster", "Corpus", "DeployableRun", "Gate", "Head", "LLMBackend", "Options", "Plugin", "ShardWorker",
+    "RunExporter", "Strategy", "TTSEngine", "Tracker", "TrainerAPI", "parse_option_pairs", "validate_options",
 ]

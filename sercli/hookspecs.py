@@ -99,3 +99,9 @@ def register_trackers(register):
 def register_clusters(register):
     """Register engines that run sharded work on many machines or GPUs (subclasses of
     sercli.base.Cluster): `--cluster NAME[://ADDRESS]` on extract, synthesize and train --cv."""
+
+
+@_family("exporter", "run exporter", "RunExporter")
+def register_run_exporters(register):
+    """Register formats a trained run is deployed in (subclasses of sercli.base.RunExporter):
+    `sercli export NAME RUN -o DIR` writes one, `sercli predict DIR AUDIO...` runs it."""

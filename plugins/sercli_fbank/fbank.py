@@ -43,3 +43,31 @@ class Fbank(Backbone):
                 feats = torch.cat([feats, d1, d2], dim=-1)
             outs.append(feats.unsqueeze(0))  # (1 layer, frames, dim)
         return outs
+
+    def export_module(self):
+        """The same filterbank as a torch module on a (1, samples) tensor (`sercli export`):
+        torchaudio's MelSpectrogram with its STFT as sercli.api.PowerSpectrum."""
+        import torch
+        import torchaudio.functional as AF
+
+        from sercli.api import PowerSpectrum
+
+        self.load("cpu")
+        spec = self._mel.spectrogram
+        power = PowerSpectrum(spec.n_fft, spec.hop_length, spec.window)
+        fb, deltas = self._mel.mel_scale.fb, self.options.deltas
+
+        class FbankModule(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.power = power
+                self.register_buffer("fb", fb)
+
+            def forward(self, wav):
+                feats = torch.log(self.fb.T @ self.power(wav) + 1e-6).T
+                if deltas:
+                    d1 = AF.compute_deltas(feats.T).T
+                    feats = torch.cat([feats, d1, AF.compute_deltas(d1.T).T], dim=-1)
+                return feats.unsqueeze(0)
+
+        return FbankModule().eval()

@@ -133,6 +133,18 @@ class HFBackbone(Backbone):
         """The loaded model's transformer layers, bottom to top (see SpeechEncoder.layer_modules)."""
         return self.encoder.layer_modules()
 
+    def export_module(self):
+        """A fresh copy of the model as transformers builds it, in a traceable module
+        (sercli_hf.export): the loaded one may have CPU rewrites torch.export cannot follow."""
+        from sercli_hf.encoders import encoder_for
+
+        config, feature_extractor = _read_config(self.location(), self.options.revision)
+        encoder = encoder_for(config, feature_extractor)
+        if hasattr(self.encoder, "input"):  # Whisper: cut or padded, as the option says
+            encoder.input = self.encoder.input
+        encoder.load(self.location(), self.options.revision, "cpu", trainable=True)
+        return encoder.export_module().eval().requires_grad_(False)
+
     def forward(self, wavs, device: str = "cpu"):
         """Padding-sensitive models run each length on its own (sercli's batches then hold
         one length only, so this costs nothing there); the rest are padded and masked."""

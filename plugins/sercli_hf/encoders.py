@@ -99,6 +99,11 @@ class SpeechEncoder:
         """1-D float32 waveforms -> one (layers, frames, dim) tensor each, padding removed."""
         raise NotImplementedError
 
+    def export_module(self) -> Any:
+        """``forward`` for one (1, samples) tensor as a traceable module (sercli_hf.export);
+        the weights loaded with ``trainable=True`` (as transformers builds them)."""
+        raise NotImplementedError
+
 
 @register_encoder
 class SSLEncoder(SpeechEncoder):
@@ -176,6 +181,11 @@ class SSLEncoder(SpeechEncoder):
         hidden = torch.stack(out.hidden_states)  # (layers, batch, frames, dim)
         frames = [self.num_frames(int(n)) for n in lengths]
         return [hidden[:, i, :n] for i, n in enumerate(frames)]
+
+    def export_module(self) -> Any:
+        from sercli_hf.export import SSLModule
+
+        return SSLModule(self.model, self.normalize)
 
 
 def _normalize(x, valid, lengths):

@@ -116,6 +116,11 @@ class WhisperSpeechEncoder(SpeechEncoder):
         hidden = torch.stack(out.hidden_states)  # (layers, batch, frames, dim)
         return [hidden[:, i, : self.num_frames(n)] for i, n in enumerate(lengths)]
 
+    def export_module(self) -> Any:
+        from sercli_hf.export import WhisperModule
+
+        return WhisperModule(self.model, self.feature_extractor, self.padded_samples if self.input == "padded" else None)
+
 
 @contextmanager
 def _positions(encoder, n: int):

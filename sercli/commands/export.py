@@ -1,7 +1,10 @@
 """`sercli export FORMAT RECORDS -o OUT` and `sercli import FORMAT SOURCE`: records in the
 formats peers use. A format is a corpus plugin that can also write (``Corpus.export``) and read
 back (``Corpus.import_records``) its own format: `emobox` (EmoBox's jsonl), `datasets` (a Hugging
-Face datasets folder, with pooled features)."""
+Face datasets folder, with pooled features).
+
+`sercli export NAME RUN -o DIR`, where NAME is a run exporter (`onnx`), writes a trained run
+for deployment instead (sercli.runs.export); `sercli predict DIR AUDIO...` runs it."""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import typer
 
 from sercli.core.errors import SercliError
 from sercli.core.log import info
-from sercli.core.options import Dedupe, Inputs, Output
+from sercli.core.options import Dedupe, Inputs, Output, PluginOptions
 
-Format = Annotated[str, typer.Argument(help="A format: a corpus plugin that can write records (emobox, datasets).",
+Format = Annotated[str, typer.Argument(help="A format: a corpus plugin that can write records (emobox, datasets), "
+                                            "or a run exporter (onnx) followed by a run folder.",
                                        show_default=False)]
 
 
@@ -25,17 +29,28 @@ def export(
     root: Annotated[Optional[Path], typer.Option(
         "--root", help="Write audio paths relative to this folder (emobox; default: the output's folder).")] = None,
     dedupe: Dedupe = False,
+    job: Annotated[Optional[str], typer.Option(
+        "--job", help="A run exporter: export one job of a CV run (default: every job, probabilities averaged).")] = None,
+    option: PluginOptions = None,
 ) -> None:
     """Write records in another toolkit's format: EmoBox jsonl, or a Hugging Face datasets
-    folder (records and their pooled features).
+    folder (records and their pooled features). With a run exporter (onnx) and a run folder:
+    the run's encoder and head for deployment (a folder `sercli predict DIR` reads).
 
     Examples:
       sercli export emobox emodb.jsonl -o emobox/emodb.jsonl
       sercli export datasets emodb_feats.jsonl -o emodb_ds/
+      sercli export onnx runs/mix -o deploy/mix
     """
+    from sercli.core import plugins
     from sercli.core.inputs import LabelCheck, read_inputs
     from sercli.core.records import refuse_input
 
+    if format in plugins.names("exporter"):
+        return _export_run(format, inputs, output, root, dedupe, job, option)
+    if job or option:
+        raise SercliError(f"--job and -O are for run exporters ({', '.join(plugins.names('exporter')) or 'none'}), "
+                          f"not for the record format {format!r}")
     fmt = _format(format, "export")
     records = read_inputs([(inputs, ())], dedupe, LabelCheck(strict=False))[0]
     if not records:
@@ -72,6 +87,20 @@ def import_(
             out.write(rec)
             n += 1
     info(f"Read {n} records from {source}")
+
+
+def _export_run(fmt: str, inputs: list[str], output: Path, root, dedupe: bool, job, option) -> None:
+    from sercli.contract.common import parse_option_pairs
+    from sercli.runs.export import export_run
+
+    if len(inputs) != 1:
+        raise SercliError(f"export {fmt} takes one run folder, not {len(inputs)} inputs")
+    if root is not None or dedupe:
+        raise SercliError(f"--root and --dedupe are for record formats, not for the run exporter {fmt!r}")
+    run = Path(inputs[0])
+    manifest = export_run(fmt, run, output, parse_option_pairs(option), job)
+    files = ", ".join(manifest["files"].values())
+    info(f"Wrote {run} as {fmt} to {output} ({files}, manifest.json): `sercli predict {output} AUDIO...` runs it")
 
 
 def _format(name: str, method: str):

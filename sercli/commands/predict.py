@@ -27,7 +27,8 @@ from sercli.core.options import Dedupe, Device, Output
 
 def predict(
     model: Annotated[
-        Path, typer.Argument(help="Run folder written by `sercli train` (a CV run: every job averaged, or --job).")
+        Path, typer.Argument(help="Run folder written by `sercli train` (a CV run: every job averaged, or --job), "
+                                  "or a folder written by `sercli export onnx RUN`.")
     ],
     inputs: Annotated[
         list[str], typer.Argument(help="Audio files, or JSONL manifests (records with audio or features), or -.")
@@ -46,7 +47,8 @@ def predict(
     ] = False,
     dedupe: Dedupe = False,
 ) -> None:
-    """Print one JSON record per input: predicted emotion and the class probabilities.
+    """Print one JSON record per input: predicted emotion and the class probabilities. MODEL
+    is a run folder, or a folder `sercli export onnx RUN` wrote (the same probabilities).
 
     With -o FILE.csv (or --csv) the predictions are a CSV table instead: the input's fields
     (id, emotion...), predicted, then one p_LABEL probability column per class.
@@ -54,15 +56,24 @@ def predict(
     Examples:
       sercli predict runs/mix a.wav b.wav
       sercli predict runs/loso feats.jsonl --job fold-00-seed-0 -o preds.csv
+      sercli predict deploy/mix speaker03.jsonl
     """
     import numpy as np
 
-    from sercli.evaluation.evaluate import Arrays, norm_of, rounded
+    from sercli.evaluation.evaluate import Arrays, norm_of
     from sercli.learning.model import probabilities
     from sercli.learning.finetune import is_finetuned
-    from sercli.core.records import open_writer
     from sercli.learning.train import load_model
+    from sercli.runs.export import is_export
 
+    if is_export(model):  # a folder `sercli export NAME RUN` wrote
+        if ensemble or job:
+            raise SercliError(f"{model} is an exported model (one set of probabilities): --ensemble and --job are for run folders")
+        from sercli.runs.export import predict_exported
+
+        records = _read_inputs(inputs, dedupe)
+        todo, probs, failed, labels = predict_exported(model, records)
+        return _write(records, todo, probs, failed, labels, output, as_csv)
     jobs = _jobs(model, ensemble, job)
     models = [load_model(j["dir"]) for j in jobs]
     config = models[0][1]
@@ -96,6 +107,16 @@ def predict(
     # the head on the CPU, in the batches `eval` uses (--device is for the backbone)
     probs = np.mean([probabilities(m, arrays, int(c["train"].get("batch_size", 32)), "cpu") for m, c in models],
                     axis=0) if todo else []
+    _write(records, todo, probs, failed, labels, output, as_csv)
+
+
+def _write(records, todo, probs, failed: set[str], labels: list[str], output, as_csv: bool) -> None:
+    """The predictions as JSONL or CSV; SercliError (exit 1) when some inputs failed."""
+    import numpy as np
+
+    from sercli.core.records import open_writer
+    from sercli.evaluation.evaluate import rounded
+
     rows = []
     for rec, row in zip(todo, probs):
         if not np.isfinite(row).all():

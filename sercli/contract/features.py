@@ -76,6 +76,16 @@ class Backbone(Plugin):
         a list of float tensors (layers, frames, dim), one per input, frames of padding removed."""
         raise NotImplementedError
 
+    # -- deployment (optional; `sercli export onnx RUN`, sercli.contract.export) --------------------
+    def export_module(self) -> Any:
+        """A torch ``nn.Module`` (fresh weights, eval mode) that computes ``forward([wav])[0]``
+        for one waveform given as a ``(1, samples)`` float32 tensor: ``(layers, frames, dim)``,
+        frames past the end removed, the same numbers up to float rounding. It must be
+        traceable by ``torch.export`` with the number of samples dynamic: torch operations on
+        the input only (no numpy, no Python branch on its length). Not defined (the default):
+        runs on this backbone cannot be exported, and `sercli export` says so in one line."""
+        raise NotImplementedError
+
     # -- fine-tuning (optional; `sercli train --finetune NAME`, sercli.learning.finetune) -------------
     # A backbone that defines ``trainable_module`` and ``layer_modules`` can be fine-tuned:
     # sercli freezes the module, then trains LoRA adapters (peft) on the Linear modules named
