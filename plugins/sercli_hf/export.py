@@ -58,7 +58,7 @@ class WhisperModule(nn.Module):
         magnitudes = self.power(x)[:, :-1]
         log_spec = torch.clamp(self.mel_filters.T @ magnitudes, min=1e-10).log10()
         log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-        mel = (log_spec + 4.0) / 4.0
+        mel = ((log_spec + 4.0) / 4.0)[None]  # (1, mel bins, mel frames)
         enc = self.encoder  # transformers' WhisperEncoder.forward, positions cut to the input
         h = nn.functional.gelu(enc.conv1(mel))
         h = nn.functional.gelu(enc.conv2(h)).permute(0, 2, 1)

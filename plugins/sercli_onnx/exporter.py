@@ -19,7 +19,8 @@ import contextlib
 import io
 import logging
 from pathlib import Path
-from typing import Any
+import warnings
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -36,6 +37,9 @@ class OnnxExporter(RunExporter):
 
     class Options(Options):
         opset: int = Field(18, ge=18, le=23, description="ONNX opset to write (the dynamo exporter needs 18+).")
+        exporter: Literal["dynamo", "torchscript"] = Field(
+            "dynamo", description="torch.onnx's exporter: dynamo (torch.export, the supported one) or torchscript "
+            "(the deprecated tracer: about 5x faster to export, the same numbers here; models under 2 GB).")
 
     def export(self, run, folder: Path) -> dict[str, Any]:
         import torch
@@ -55,7 +59,8 @@ class OnnxExporter(RunExporter):
                                  ["probabilities"], folder / HEAD, "head"))
         import onnxruntime
 
-        return {"files": files, "opset": self.options.opset, "onnxruntime": onnxruntime.__version__,
+        return {"files": files, "opset": self.options.opset, "exporter": self.options.exporter,
+                "onnxruntime": onnxruntime.__version__,
                 "inputs": {"encoder": ["waveform"], "head": ["features", "mean", "std"]},
                 "outputs": {"encoder": ["features"], "head": ["probabilities"]}}
 
@@ -65,12 +70,20 @@ class OnnxExporter(RunExporter):
         large = sum(p.numel() * p.element_size() for p in module.parameters()) > LARGE
         buffer = io.StringIO()
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        if self.options.exporter == "torchscript":  # the tracer takes axis names, not torch.export dims
+            how = {"dynamo": False, "dynamic_axes": {name: {axis: dim.__name__ for axis, dim in spec.items()}
+                                                     for name, spec in zip(inputs, dynamic) if spec}}
+        else:
+            how = {"dynamo": True, "dynamic_shapes": dynamic, "external_data": large}
         try:  # the exporter talks on stdout and stderr: kept, and shown only in the error
-            with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-                torch.onnx.export(module, args, str(path), dynamo=True, input_names=inputs, output_names=outputs,
-                                  dynamic_shapes=dynamic, opset_version=self.options.opset, external_data=large)
+            with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
+                                  opset_version=self.options.opset, **how)
         except Exception as exc:  # noqa: BLE001 - any tracer failure: this run cannot be exported
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            while exc.__cause__ is not None:  # torch.onnx wraps the tracer's own error: say that one
+                exc = exc.__cause__
+            first = next((line for line in str(exc).splitlines() if line.strip()), "")
             raise SercliError(f"the {what} cannot be traced to ONNX ({type(exc).__name__}: {first[:300]})") from None
         data = path.with_name(path.name + ".data")
         return {f"{what} weights": data.name} if data.exists() else {}
