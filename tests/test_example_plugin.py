@@ -52,7 +52,8 @@ def test_it_registers_one_of_each_family(site):
     names = {family: [i["name"] for i in items] for family, items in example["registered"].items()}
     assert names == {"backbone": ["energy"], "llm": ["example"], "tts": ["example"],
                      "strategy": ["balance"], "head": ["last-layer"], "corpus": ["folders"], "command": ["example-stats"],
-                     "gate": ["duration"], "tracker": ["jsonl-log"], "cluster": ["threads"]}
+                     "gate": ["duration"], "tracker": ["jsonl-log"], "cluster": ["threads"],
+                     "exporter": ["pt2"]}
     assert set(names) == set(families())  # every hook family, derived from the hookspecs
     assert all(i["description"] for items in example["registered"].values() for i in items)
     assert "example-stats" in sercli(site, "--help").stdout
@@ -124,6 +125,16 @@ def test_each_family_through_the_cli(site, tmp_path):
     assert logged[0]["run"] == "run-head" and logged[0]["params"]["head"]["name"] == "last-layer"
     ua = [r["value"] for r in logged if r.get("tag") == "test/UA"]
     assert ua == [json.loads((run / "metrics.json").read_text())["jobs"][0]["UA"]]
+
+    # run exporter: the run as torch.export programs, read back by `sercli predict DIR`
+    s3 = tmp_path / "s3.jsonl"
+    s3.write_text("".join(json.dumps(r) + "\n" for r in records(real) if r["speaker"] == "s3"))
+    sercli(site, "export", "pt2", run, "-o", tmp_path / "pt2")
+    assert {p.name for p in (tmp_path / "pt2").iterdir()} == {"encoder.pt2", "head.pt2", "manifest.json"}
+    ours, exported = ({r["id"]: r["probabilities"] for r in map(json.loads, sercli(site, "predict", m, s3).stdout.splitlines())}
+                      for m in (run, tmp_path / "pt2"))
+    assert len(ours) == 5 and ours.keys() == exported.keys()
+    assert all(abs(ours[i][k] - exported[i][k]) <= 1e-4 for i in ours for k in ours[i])
 
     # subcommand
     proc = sercli(site, "example-stats", real, synth)

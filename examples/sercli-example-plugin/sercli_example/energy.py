@@ -29,3 +29,20 @@ class Energy(Backbone):
             zcr = (frames[:, 1:].sign() != frames[:, :-1].sign()).float().mean(1)
             outs.append(torch.stack([energy, zcr], dim=-1).unsqueeze(0))  # (1, T, 2)
         return outs
+
+    def export_module(self):
+        """``forward`` for one (1, samples) tensor, in torch operations only (`sercli export`)."""
+        import torch
+
+        win = int(self.sample_rate * self.options.frame_ms / 1000)
+        hop = int(self.sample_rate * self.options.hop_ms / 1000)
+
+        class EnergyModule(torch.nn.Module):
+            def forward(self, wav):
+                x = torch.nn.functional.pad(wav[0], (0, torch.sym_max(win - wav.shape[1], 0)))
+                frames = x.unfold(0, win, hop)
+                energy = torch.log(frames.pow(2).mean(1) + 1e-8)
+                zcr = (frames[:, 1:].sign() != frames[:, :-1].sign()).float().mean(1)
+                return torch.stack([energy, zcr], dim=-1).unsqueeze(0)
+
+        return EnergyModule().eval()
