@@ -29,15 +29,14 @@ class EnergyVAD(VAD):
     def speech(self, blocks: Iterable) -> Iterator[tuple[int, int]]:
         import numpy as np
 
-        from sercli_vad.spans import Hysteresis
+        from sercli_vad.spans import Hysteresis, NoiseFloor, frame_db
 
         o = self.options
         hop = max(1, round(self.sample_rate * o.frame_ms / 1000))
         per_ms = self.sample_rate / 1000 / hop  # frames per millisecond
         machine = Hysteresis(round(o.min_speech_ms * per_ms), round(o.min_silence_ms * per_ms), round(o.pad_ms * per_ms))
-        window = max(1, round(o.window_s * 1000 * per_ms))
+        floor = NoiseFloor(round(o.window_s * 1000 * per_ms))
         carry = np.zeros(0, np.float32)
-        history = np.zeros(0)
         total = 0
         for block in blocks:
             total += len(block)
@@ -45,14 +44,13 @@ class EnergyVAD(VAD):
             k = len(x) // hop
             carry = x[k * hop:]
             if k:
-                db = 10 * np.log10(np.mean(x[: k * hop].reshape(k, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
-                history = np.concatenate([history, db])[-window:]
-                on = max(float(np.percentile(history, 10)) + o.threshold_db, o.floor_db)
+                db = frame_db(x[: k * hop].reshape(k, hop))
+                on = max(floor.push(db) + o.threshold_db, o.floor_db)
                 for a, b in machine.push(db, on, on - o.hysteresis_db):
                     yield a * hop, min(b * hop, total)
         if len(carry):  # the last, shorter frame
-            db = 10 * np.log10(np.mean(carry.astype(np.float64) ** 2) + 1e-12)
-            on = max(float(np.percentile(history, 10)) + o.threshold_db if len(history) else -np.inf, o.floor_db)
-            machine.push([db], on, on - o.hysteresis_db)
+            db = frame_db(carry[None])
+            on = max(floor.push([]) + o.threshold_db, o.floor_db)
+            machine.push(db, on, on - o.hysteresis_db)
         for a, b in machine.finish():
             yield a * hop, min(b * hop, total)

@@ -7,6 +7,10 @@ go from block to block, so the frame probabilities are those the package compute
 whole file at once (``SileroVADSequence.audio_forward``), while memory holds one block.
 The package itself is not imported (importing it sets torch's thread count for the whole
 process); only its model file is read.
+
+The model's probability decays for a quarter of a second after speech ends (its hangover);
+``trim_db`` ends a segment on its last frame above the noise floor instead (and begins it on
+its first), which puts the boundaries where the speech is.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ class SileroVAD(VAD):
         min_speech_ms: float = Field(250.0, ge=0, description="shorter bursts are dropped (ms)")
         min_silence_ms: float = Field(300.0, gt=0, description="shorter pauses do not end a segment (ms)")
         pad_ms: float = Field(30.0, ge=0, description="each segment is widened by this much each side (ms)")
+        trim_db: float = Field(6.0, ge=0, description="a segment begins and ends on frames this far above the noise "
+                                                      "floor (dB; trims the model's hangover after speech; 0: off)")
+        window_s: float = Field(30.0, gt=0, description="the noise floor: the quietest 10% of the frames of the "
+                                                       "last window_s seconds")
 
     @classmethod
     def usable(cls) -> str | None:
@@ -71,8 +79,13 @@ class SileroVAD(VAD):
         self.session = ort.InferenceSession(str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
 
     def probabilities(self, blocks: Iterable) -> Iterator:
-        """The speech probability of each 32 ms frame (one array per block), the last frame
-        zero-padded."""
+        """The speech probability of each 32 ms frame (one array per model call), the last
+        frame zero-padded."""
+        for probs, _ in self._scored(blocks):
+            yield probs
+
+    def _scored(self, blocks: Iterable) -> Iterator:
+        """(speech probabilities, the frames they score) per model call."""
         import numpy as np
 
         h = np.zeros((1, 1, 128), np.float32)
@@ -95,10 +108,10 @@ class SileroVAD(VAD):
                 before = frames[-1, -CONTEXT:].copy()
                 probs, h, c = self.session.run(["speech_probs", "hn", "cn"],
                                                {"input": np.concatenate([contexts, frames], axis=1), "h": h, "c": c})
-                yield np.asarray(probs).reshape(-1)
+                yield np.asarray(probs).reshape(-1), frames
 
     def speech(self, blocks: Iterable) -> Iterator[tuple[int, int]]:
-        from sercli_vad.spans import Hysteresis
+        from sercli_vad.spans import Hysteresis, NoiseFloor, frame_db
 
         o = self.options
         per_ms = self.sample_rate / 1000 / FRAME
@@ -110,8 +123,11 @@ class SileroVAD(VAD):
                 total[0] += len(block)
                 yield block
 
-        for probs in self.probabilities(counted()):
-            for a, b in machine.push(probs, o.threshold, o.neg_threshold):
+        floor = NoiseFloor(round(o.window_s * 1000 * per_ms))
+        for probs, frames in self._scored(counted()):
+            db = frame_db(frames)
+            loud = db >= floor.push(db) + o.trim_db if o.trim_db else None
+            for a, b in machine.push(probs, o.threshold, o.neg_threshold, loud):
                 yield a * FRAME, min(b * FRAME, total[0])
         for a, b in machine.finish():
             yield a * FRAME, min(b * FRAME, total[0])
