@@ -4,7 +4,6 @@ by joining espeak-ng clips with quiet noise between them; a small fbank run trai
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
