@@ -7,6 +7,7 @@ What is here, by use:
 
 * base classes: ``Plugin``, ``Options``, ``LLMBackend``, ``TTSEngine``, ``Backbone``,
   ``Strategy``, ``Head``, ``Corpus``, ``Gate``, ``Tracker``, ``Cluster`` with ``ShardWorker``,
+  ``VAD``,
   and ``TrainerAPI`` (what a strategy may use of the trainer);
   their docstrings state what each method receives and returns, the error contract and the
   threading contract (``sercli.base``).
@@ -66,6 +67,7 @@ from sercli.base import (
     Tracker,
     TrainerAPI,
     TTSEngine,
+    VAD,
 )
 from sercli.core.errors import RecordError, SercliError
 from sercli.core.fsutil import atomic_path, atomic_write_bytes, atomic_write_text, safe_name
@@ -117,7 +119,7 @@ _LAZY = {
 
 __all__ = [
     "Backbone", "Cluster", "Corpus", "Gate", "Head", "LLMBackend", "Options", "Plugin", "ShardWorker", "Strategy",
-    "Tracker", "TrainerAPI", "TTSEngine",
+    "Tracker", "TrainerAPI", "TTSEngine", "VAD",
     "RecordError", "SercliError", "info", "warn",
     "EMOTIONS", "SYNONYMS", "canonical", "emotion_key", "same_sentence_key",
     "Record", "RECORD_FIELDS",

@@ -3,8 +3,8 @@
 Each family's contract lives in its own module: ``sercli.contract.common`` (``Plugin``,
 ``Options``, the error and threading contract), ``text`` (``LLMBackend``), ``synthesis``
 (``TTSEngine``), ``features`` (``Backbone``), ``learning`` (``Strategy``, ``Head``,
-``TrainerAPI``), ``corpus`` (``Corpus``), ``gate`` (``Gate``), ``tracker`` (``Tracker``) and
-``cluster`` (``Cluster``, ``ShardWorker``). Import them from here or from ``sercli.api``.
+``TrainerAPI``), ``corpus`` (``Corpus``), ``gate`` (``Gate``), ``tracker`` (``Tracker``),
+``cluster`` (``Cluster``, ``ShardWorker``) and ``vad`` (``VAD``). Import them from here or from ``sercli.api``.
 """
 
 from sercli.contract.cluster import Cluster, ShardWorker
@@ -16,8 +16,9 @@ from sercli.contract.learning import Head, Strategy, TrainerAPI
 from sercli.contract.synthesis import TTSEngine
 from sercli.contract.text import LLMBackend
 from sercli.contract.tracker import Tracker
+from sercli.contract.vad import VAD
 
 __all__ = [
     "Backbone", "Cluster", "Corpus", "Gate", "Head", "LLMBackend", "Options", "Plugin", "ShardWorker",
-    "Strategy", "TTSEngine", "Tracker", "TrainerAPI", "parse_option_pairs", "validate_options",
+    "Strategy", "TTSEngine", "Tracker", "TrainerAPI", "VAD", "parse_option_pairs", "validate_options",
 ]

@@ -99,3 +99,9 @@ def register_trackers(register):
 def register_clusters(register):
     """Register engines that run sharded work on many machines or GPUs (subclasses of
     sercli.base.Cluster): `--cluster NAME[://ADDRESS]` on extract, synthesize and train --cv."""
+
+
+@_family("vad", "voice-activity detector", "VAD")
+def register_vads(register):
+    """Register voice-activity detectors that find the speech segments of a long recording
+    (subclasses of sercli.base.VAD): `sercli predict RUN LONG.wav --segments --vad NAME`."""

@@ -14,6 +14,7 @@ costs nothing until one of them is used:
 - quality gate `duration`: drops utterances out of bounds (`sercli filter -g duration`)
 - tracker `jsonl-log`: a run's scalars as JSON lines (`sercli track RUN --tracker jsonl-log`)
 - cluster `threads`: sharded work on a thread pool (`sercli extract --cluster threads://2`)
+- voice-activity detector `peaks`: peak amplitude per frame (`sercli predict RUN LONG.wav --segments --vad peaks`)
 - command `example-stats MANIFEST`: counts per emotion, source and speaker
 """
 
@@ -88,3 +89,10 @@ def register_clusters(register):
     from sercli_example.threads import Threads
 
     register(Threads)
+
+
+@hookimpl
+def register_vads(register):
+    from sercli_example.peaks import Peaks
+
+    register(Peaks)
