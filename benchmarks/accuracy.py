@@ -72,12 +72,18 @@ def manifest(bench: Path, corpus: str) -> Path:
 
 
 def features(bench: Path, corpus: str, name: str) -> Path:
-    """The corpus's feature records (extracted once, then cached)."""
+    """The corpus's feature records (extracted once, then cached). ``name``: a key of FEATURES,
+    or a backbone name (every layer, mean+std pooled; ``whisper`` is whisper-tiny.en's)."""
     folder = bench / corpus
     out = folder / f"{name}.jsonl"
     if not out.exists():
-        sercli("extract", manifest(bench, corpus), *FEATURES[name], "--store", folder / f"{name}-store", "-o", out)
+        flags = FEATURES.get(name) or ["--backbone", name, "--layers", "all", "--pool", "mean+std"]
+        sercli("extract", manifest(bench, corpus), *flags, "--store", folder / f"{name}-store", "-o", out)
     return out
+
+
+def features_name(backbone: str) -> str:
+    return "whisper" if backbone == WHISPER else backbone
 
 
 # -- the scikit-learn rows: same folds, same validation parts as sercli ---------------------
@@ -164,9 +170,11 @@ def frame_level(head: str) -> bool:
     return bool(getattr(plugins.get_class("head", head), "frame_level", False))
 
 
-def rows_for(bench: Path, corpus: str, models: list[str], seeds: list[int], ft_seeds: list[int], heads: list[str]):
-    feats = features(bench, corpus, "whisper")
-    label = f"{WHISPER}, all layers, mean+std"
+def rows_for(bench: Path, corpus: str, models: list[str], seeds: list[int], ft_seeds: list[int], heads: list[str],
+             backbone: str = WHISPER):
+    feats = features(bench, corpus, features_name(backbone))
+    label = f"{backbone}, all layers, mean+std"
+    tag = "" if backbone == WHISPER else f"-{backbone}"
     if "lr" in models:
         for norm in (False, True):
             yield (f"logistic regression{' + speaker norm' if norm else ''}", label,
@@ -175,7 +183,7 @@ def rows_for(bench: Path, corpus: str, models: list[str], seeds: list[int], ft_s
         compare = features(bench, corpus, "compare")
         yield ("linear SVM", "ComParE 2016 functionals", lambda: sklearn_row(compare, seeds, linear_svm, False))
     if "default" in models:
-        yield ("`sercli train` default", label, lambda: sercli_row(bench, corpus, "default", feats, seeds, []))
+        yield ("`sercli train` default", label, lambda: sercli_row(bench, corpus, "default" + tag, feats, seeds, []))
     if "heads" in models:
         for head in heads or head_names():
             frames = frame_level(head)
@@ -206,6 +214,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--finetune-seeds", default=None, help="Seeds of the fine-tuned row (default: the first seed).")
     parser.add_argument("--models", default=",".join(MODELS), help=f"Rows to run, of {','.join(MODELS)}.")
+    parser.add_argument("--backbone", default=WHISPER, help="The frozen encoder of the lr and default rows "
+                        "(whisper-tiny.en, whisper-base, ...); the heads rows stay on whisper-tiny.en.")
     parser.add_argument("--heads", default="", help="Heads of the `heads` rows (default: every built-in head; the "
                         "frame-level ones take ~25 min per seed on TESS on 2 CPU cores).")
     args = parser.parse_args()
@@ -217,7 +227,8 @@ def main() -> None:
     if unknown:
         sys.exit(f"--models: unknown {', '.join(unknown)} (known: {', '.join(MODELS)})")
     rows = []
-    for model, what, run in rows_for(bench, args.corpus, models, seeds, ft_seeds, [h for h in args.heads.split(",") if h]):
+    heads = [h for h in args.heads.split(",") if h]
+    for model, what, run in rows_for(bench, args.corpus, models, seeds, ft_seeds, heads, args.backbone):
         t = time.time()
         rows.append({"corpus": args.corpus, "model": model, "features": what, **run(), "seconds": round(time.time() - t)})
         print_row(rows[-1], first=len(rows) == 1)

@@ -15,7 +15,8 @@ Real and synthetic features: whisper-tiny.en, every layer, mean+std pooled (the 
 the cache benchmarks/accuracy.py makes). Every run is ``sercli train REAL --synthetic SYN
 --strategy S --cv loso --real-fraction F``; the strategies choose their amount of synthetic
 data per fold by validation UA (their default ``ratio=auto``), adversarial with ``--head mlp`` (the
-default linear head learns no embedding for its domain loss to change); ``NAME:KEY=VALUE;KEY=VALUE`` runs a
+default linear head learns no embedding for its domain loss to change), and its gain is measured against
+real-only with the same ``mlp`` head (a row of its own); ``NAME:KEY=VALUE;KEY=VALUE`` runs a
 strategy with options instead (``mix:ratio=1``: one synthetic utterance per real one).
 
 Each row: UA mean and its 95% t-interval over folds x seeds, the gain over real-only at the
@@ -34,7 +35,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import WHISPER, features, sercli  # noqa: E402  (the cached real features)
+from accuracy import WHISPER, features, manifest, sercli  # noqa: E402  (the cached real features)
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGE = {"emodb": "de", "tess": "en", "ravdess": "en", "crema_d": "en", "iemocap": "en", "msp_podcast": "en"}
@@ -44,19 +45,45 @@ EXTRACT = ["--backbone", WHISPER, "--layers", "all", "--pool", "mean+std"]
 HEAD = {"adversarial": "mlp"}
 
 
+# engines that read audio records (the corpus's own recordings) instead of text
+READS_AUDIO = {"resynth"}
+
+
+def engine_options(args) -> list[str]:
+    opts = [f"prosody_jitter={args.prosody_jitter}"] if args.prosody_jitter else []
+    opts += [kv for kv in getattr(args, "engine_options", "").split(";") if kv]
+    return [a for kv in opts for a in ("-O", kv)]
+
+
 def synthetic(bench: Path, corpus: str, labels: list[str], args) -> dict[str, Path]:
-    """gate -> synthetic feature records, made once per setting (every stage resumes)."""
+    """gate -> synthetic feature records, made once per setting (every stage resumes).
+
+    A text engine speaks template sentences in the corpus's language (``--voices-per-text``
+    voices each); ``resynth`` remakes every recording of the corpus as new speakers (``train``
+    keeps, per job, only those derived from the job's own kept training recordings)."""
     lang = LANGUAGE.get(corpus, "en")
-    tag = f"{lang}-n{args.n_text}" + (f"-j{args.prosody_jitter:g}" if args.prosody_jitter else "") + (
+    engine = getattr(args, "engine", "espeak")
+    opts = engine_options(args)
+    if engine in READS_AUDIO:
+        tag = engine
+    else:
+        tag = f"{lang}-n{args.n_text}" + ("" if engine == "espeak" else f"-{engine}")
+    voices = getattr(args, "voices_per_text", 1)
+    tag += (f"-v{voices}" if voices != 1 else "") + (f"-j{args.prosody_jitter:g}" if args.prosody_jitter else "") + (
+        "-" + safe_tag(getattr(args, "engine_options", "")) if getattr(args, "engine_options", "") else "") + (
         "-deg" + "".join(args.degrade.split()).replace("--", "_") if args.degrade else "")
     folder = bench / corpus / "synthetic" / tag
     folder.mkdir(parents=True, exist_ok=True)
-    texts, audio = folder / "texts.jsonl", folder / "audio.jsonl"
-    if not texts.exists():
-        sercli("gen-text", "-b", "template", "--language", lang, "-n", args.n_text, "-e", ",".join(labels),
-               "--seed", 0, "-o", texts)
-    jitter = ["-O", f"prosody_jitter={args.prosody_jitter}"] if args.prosody_jitter else []
-    sercli("synthesize", texts, "-t", "espeak", *jitter, "-d", folder / "audio", "-o", audio)
+    audio = folder / "audio.jsonl"
+    if engine in READS_AUDIO:
+        source = manifest(bench, corpus)
+    else:
+        source = folder / "texts.jsonl"
+        if not source.exists():
+            sercli("gen-text", "-b", "template", "--language", lang, "-n", args.n_text, "-e", ",".join(labels),
+                   "--seed", 0, "-o", source)
+    sercli("synthesize", source, "-t", engine, *opts, "--voices-per-text", voices, "-d", folder / "audio",
+           "-o", audio)
     if args.degrade:
         sercli("degrade", audio, *args.degrade.split(), "-d", folder / "degraded", "-o", folder / "degraded.jsonl")
         audio = folder / "degraded.jsonl"
@@ -78,6 +105,10 @@ def synthetic(bench: Path, corpus: str, labels: list[str], args) -> dict[str, Pa
     return out
 
 
+def safe_tag(text: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)
+
+
 def gate_report(folder: Path, gate: str) -> dict:
     """How many utterances the gate kept and dropped, and their word error rates."""
     kept = [json.loads(line) for line in open(folder / f"{gate}.jsonl")]
@@ -89,13 +120,14 @@ def gate_report(folder: Path, gate: str) -> dict:
 
 
 def run(bench: Path, corpus: str, real: Path, syn: Path | None, strategy: str, fraction: float, seeds: str,
-        name: str, jobs: int) -> dict:
+        name: str, jobs: int, head: str | None = None) -> dict:
     out = bench / corpus / "gain" / (name if seeds == "0,1,2" else f"{name}-seeds{seeds.replace(',', '_')}")
     if not (out / "metrics.json").exists():
         extra = ["--synthetic", syn] if syn is not None and strategy != "real-only" else []
         name_, _, opts = strategy.partition(":")  # "mix:ratio=1;ratios=0,1": a strategy with -O options
         extra += [a for kv in opts.split(";") if kv for a in ("-O", kv)]
-        extra += ["--head", HEAD[name_]] if name_ in HEAD else []
+        head = head or HEAD.get(name_)
+        extra += ["--head", head] if head else []
         sercli("train", real, *extra, "--strategy", name_, "--cv", "loso", "--seeds", seeds,
                "--real-fraction", fraction, "--jobs", jobs, "--out", out, "--overwrite")
     agg = json.loads((out / "metrics.json").read_text())
@@ -155,6 +187,10 @@ def main() -> None:
     ap.add_argument("--gates", default="none,asr", help="none and/or gate names (sercli filter -g)")
     ap.add_argument("--asr-model", default="", help="the asr gate's model (a multilingual Whisper for non-English)")
     ap.add_argument("--n-text", type=int, default=100, help="template sentences per emotion")
+    ap.add_argument("--engine", default="espeak", help="the TTS engine: espeak, mbrola, piper, resynth (remakes the "
+                    "corpus's own recordings)")
+    ap.add_argument("--engine-options", default="", help='the engine\'s -O options, "KEY=VALUE;KEY=VALUE"')
+    ap.add_argument("--voices-per-text", type=int, default=1, help="voices speaking each sentence (or recording)")
     ap.add_argument("--prosody-jitter", type=float, default=0.0, help="espeak's per-utterance prosody jitter")
     ap.add_argument("--degrade", default="", help='sercli degrade options, e.g. "--snr 20 --band 300-3400"')
     ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
@@ -186,10 +222,17 @@ def main() -> None:
                 else:
                     agg = run(bench, args.corpus, real, feats, strategy, fraction, args.seeds,
                               f"{setting}/{gate}/{safe_name(strategy)}/f{fraction:g}", args.jobs)
+                head = HEAD.get(strategy.split(":")[0])
+                if head and (fraction, head) not in base:  # the baseline with the strategy's own head
+                    base[fraction, head] = run(bench, args.corpus, real, None, "real-only", fraction, args.seeds,
+                                               f"real-only-{head}/f{fraction:g}", args.jobs, head=head)
+                    rows.append({"label": f"real-only ({head} head)", "strategy": "real-only", "gate": "none",
+                                 "fraction": fraction, "UA": base[fraction, head]["UA"], "synthetic_used": 0,
+                                 "run": base[fraction, head]["run"]})
                 row = {"label": label, "strategy": strategy, "gate": gate, "fraction": fraction, "UA": agg["UA"],
                        "synthetic_used": used(agg), "run": agg["run"]}
-                if strategy != "real-only":
-                    row["vs_real_only"] = paired(base[fraction], agg)
+                if strategy != "real-only":  # against real-only with the same head
+                    row["vs_real_only"] = paired(base[(fraction, head) if head else fraction], agg)
                 rows.append(row)
         if not syn:
             rows.append({"label": "real-only", "strategy": "real-only", "gate": "none", "fraction": fraction,

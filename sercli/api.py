@@ -6,8 +6,8 @@ every other sercli module is internal and may change.
 What is here, by use:
 
 * base classes: ``Plugin``, ``Options``, ``LLMBackend``, ``TTSEngine``, ``Backbone``,
-  ``Strategy``, ``Head``, ``Corpus``, ``Gate``, ``Tracker``, ``Cluster`` with ``ShardWorker``, ``RunExporter``
-  (with ``DeployableRun``, what it is given),
+  ``Strategy``, ``Head``, ``Corpus``, ``Gate``, ``Tracker``, ``Cluster`` with ``ShardWorker``,
+  ``VAD``, ``RunExporter`` (with ``DeployableRun``, what it is given),
   and ``TrainerAPI`` (what a strategy may use of the trainer);
   their docstrings state what each method receives and returns, the error contract and the
   threading contract (``sercli.base``).
@@ -71,6 +71,7 @@ from sercli.base import (
     Tracker,
     TrainerAPI,
     TTSEngine,
+    VAD,
 )
 from sercli.core.errors import RecordError, SercliError
 from sercli.core.fsutil import atomic_path, atomic_write_bytes, atomic_write_text, safe_name
@@ -123,7 +124,7 @@ _LAZY = {
 
 __all__ = [
     "Backbone", "Cluster", "Corpus", "DeployableRun", "Gate", "Head", "LLMBackend", "Options", "Plugin",
-    "RunExporter", "ShardWorker", "Strategy", "Tracker", "TrainerAPI", "TTSEngine",
+    "RunExporter", "ShardWorker", "Strategy", "Tracker", "TrainerAPI", "TTSEngine", "VAD",
     "RecordError", "SercliError", "info", "warn",
     "EMOTIONS", "SYNONYMS", "canonical", "emotion_key", "same_sentence_key",
     "Record", "RECORD_FIELDS",

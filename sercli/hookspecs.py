@@ -105,3 +105,9 @@ def register_clusters(register):
 def register_run_exporters(register):
     """Register formats a trained run is deployed in (subclasses of sercli.base.RunExporter):
     `sercli export NAME RUN -o DIR` writes one, `sercli predict DIR AUDIO...` runs it."""
+
+
+@_family("vad", "voice-activity detector", "VAD")
+def register_vads(register):
+    """Register voice-activity detectors that find the speech segments of a long recording
+    (subclasses of sercli.base.VAD): `sercli predict RUN LONG.wav --segments --vad NAME`."""

@@ -53,7 +53,7 @@ def test_it_registers_one_of_each_family(site):
     assert names == {"backbone": ["energy"], "llm": ["example"], "tts": ["example"],
                      "strategy": ["balance"], "head": ["last-layer"], "corpus": ["folders"], "command": ["example-stats"],
                      "gate": ["duration"], "tracker": ["jsonl-log"], "cluster": ["threads"],
-                     "exporter": ["pt2"]}
+                     "exporter": ["pt2"], "vad": ["peaks"]}
     assert set(names) == set(families())  # every hook family, derived from the hookspecs
     assert all(i["description"] for items in example["registered"].values() for i in items)
     assert "example-stats" in sercli(site, "--help").stdout
@@ -135,6 +135,21 @@ def test_each_family_through_the_cli(site, tmp_path):
                       for m in (run, tmp_path / "pt2"))
     assert len(ours) == 5 and ours.keys() == exported.keys()
     assert all(abs(ours[i][k] - exported[i][k]) <= 1e-4 for i in ours for k in ours[i])
+
+    # voice-activity detector: the tones of a long file, one record each
+    rng = np.random.default_rng(0)
+    parts = [np.zeros(8000, np.float32)]
+    for k in range(6):
+        t = np.arange(6400) / 16000
+        parts += [(0.3 * np.sin(2 * np.pi * (150 + 120 * (k % 2) + 10 * rng.random()) * t)).astype(np.float32),
+                  np.zeros(8000, np.float32)]
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "long.wav"), np.concatenate(parts), 16000)
+    proc = sercli(site, "predict", run, tmp_path / "long.wav", "--segments", "--vad", "peaks", "-O", "gap_ms=100")
+    segments = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [round(s["start"], 2) for s in segments] == [round(0.5 + 0.9 * k, 2) for k in range(6)]
+    assert all(abs(s["end"] - s["start"] - 0.4) < 0.011 for s in segments)
 
     # subcommand
     proc = sercli(site, "example-stats", real, synth)

@@ -63,6 +63,16 @@ def test_staged_strategies_log_their_stages(data):
     assert [h["epoch"] for h in t.history.epochs] == [0, 0, 0]
 
 
+def test_curriculum_without_synthetic_data_trains_the_same_stages(data):
+    """ratio 0 (the harm guard's baseline) gets the training budget of every other amount: the
+    same stages, on the real data alone; a gain the guard measures is not one of more epochs."""
+    real, syn, val = data
+    t = trainer()
+    pl.create("strategy", "curriculum", {"stages": 2, "epochs_per_stage": 1, "ratio": 0}).fit(t, real, syn, val)
+    assert stages(t) == ["real", "stage 1/2 (real only)", "stage 2/2 (real only)"]
+    assert t.used["synthetic"] == 0
+
+
 def test_curriculum_adds_short_synthetic_utterances_first(data):
     real, syn, val = data
     seen = []

@@ -151,6 +151,23 @@ def test_sweep_and_compare(tmp_path, corpus):
     assert rows[1]["vs_first"]["n_folds"] == 2 and "wilcoxon_p" in rows[1]["vs_first"]
 
 
+def test_compare_says_when_the_head_differs(tmp_path, corpus):
+    """A strategy run with another head than the baseline: ΔUA mixes the two changes, and the
+    comparison says so (in the row, on stderr and under the table); the same head says nothing."""
+    real, synthetic = corpus
+    common = ["--cv", "kfold:2", "--epochs", "3", "--patience", "2", "--batch-size", "16"]
+    invoke("train", real, "--out", tmp_path / "linear", "--head", "linear", *common)
+    invoke("train", real, "--out", tmp_path / "mlp", "--head", "mlp", "-O", "hidden=8", *common)
+    invoke("train", real, "--synthetic", synthetic, "--strategy", "mix", "-O", "ratio=1", "--out", tmp_path / "mix",
+           "--head", "linear", *common)
+    result = invoke("eval", "--compare", tmp_path / "linear", tmp_path / "mlp", tmp_path / "mix")
+    rows = json.loads(result.stdout.strip().splitlines()[-1])["runs"]
+    assert rows[1]["differs_from_first"] == ["head"]
+    assert "differs_from_first" not in rows[2]
+    assert "mlp differs from the first run in head" in result.stderr
+    assert "mix differs" not in result.stderr
+
+
 def test_tune_chooses_by_validation(tmp_path, corpus):
     real, _ = corpus
     out = tmp_path / "run"

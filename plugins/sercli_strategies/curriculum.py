@@ -38,6 +38,11 @@ class Curriculum(AmountStrategy):
         epochs = self.options.epochs_per_stage
         trainer.fit(model, real, val, stage="real", max_epochs=epochs)
         if not len(pool):
+            # The same stages on the real data alone: with no synthetic data (ratio 0, the harm
+            # guard's baseline) the training budget stays that of every other amount, so a gain
+            # the guard measures is the synthetic data's and not that of more epochs.
+            for k in range(1, self.options.stages + 1):
+                trainer.fit(model, real, val, stage=f"stage {k}/{self.options.stages} (real only)", max_epochs=epochs)
             return model
         if self.options.order == "length":
             difficulty = np.asarray(pool.durations())

@@ -151,8 +151,25 @@ def _print_compare(runs: list[Path], allow_overlap: bool, ensemble_seeds: bool =
         row.update(describe_run(run))
         if row.get("vs_first") is not None:
             row["vs_first"]["mcnemar"] = _mcnemar(evaluated[0][2], results)
+    _note_confounds(rows)
     show(compare_table(rows), wide_console())
     print(json.dumps({"runs": rows}))
+
+
+def _note_confounds(rows: list[dict]) -> None:
+    """A run whose head or features differ from the first run's: its ΔUA is not the strategy's
+    alone. Recorded in the row (``differs_from_first``) and said once per run on stderr."""
+    from sercli.core.log import warn
+
+    first = rows[0]
+    for row in rows[1:]:
+        differs = [k for k in ("features", "head") if row.get(k) != first.get(k)]
+        if differs:
+            row["differs_from_first"] = differs
+            what = ", ".join(f"{k} {row.get(k)!r} (first run: {first.get(k)!r})" for k in differs)
+            warn(f"{Path(row['run']).name} differs from the first run in {what}: its ΔUA and p-values "
+                 "mix that change with the strategy's; compare against a first run with the same "
+                 + " and ".join(differs))
 
 
 def _mcnemar(first, other) -> dict | None:

@@ -10,6 +10,7 @@ inputs given here (records need a speaker, and enough utterances each: sercli.le
 Probabilities come from sercli.evaluation.evaluate.probabilities, in the model's batches, as `eval`
 computes them: `predict RUN FEATURES.jsonl` gives exactly the probabilities `eval` gives.
 An input whose features or probabilities are not finite numbers is skipped with the reason.
+``--segments`` predicts each speech segment of long recordings instead (sercli.runs.segments).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import typer
 
 from sercli.core.errors import RecordError, SercliError
 from sercli.core.log import warn
-from sercli.core.options import Dedupe, Device, Output
+from sercli.core.options import Dedupe, Device, Output, PluginOptions
 
 
 def predict(
@@ -46,6 +47,23 @@ def predict(
                                          "also chosen by an -o name ending in .csv.")
     ] = False,
     dedupe: Dedupe = False,
+    segments: Annotated[
+        bool, typer.Option("--segments", help="Long recordings: find the speech with a voice-activity detector and "
+                                              "predict each segment (records with file, segment, start, end).")
+    ] = False,
+    vad: Annotated[
+        Optional[str], typer.Option("--vad", help="Voice-activity detector for --segments (default: silero if "
+                                                  "installed, else energy); its options: -O KEY=VALUE.")
+    ] = None,
+    option: PluginOptions = None,
+    max_segment: Annotated[
+        float, typer.Option("--max-segment", help="--segments: longer speech is cut into equal parts of at most "
+                                                  "this many seconds for the encoder.")
+    ] = 20.0,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="--segments: a timeline figure (PNG) of the segments' "
+                                                    "probabilities.")
+    ] = None,
 ) -> None:
     """Print one JSON record per input: predicted emotion and the class probabilities. MODEL
     is a run folder, or a folder `sercli export onnx RUN` wrote (the same probabilities).
@@ -56,6 +74,7 @@ def predict(
     Examples:
       sercli predict runs/mix a.wav b.wav
       sercli predict runs/loso feats.jsonl --job fold-00-seed-0 -o preds.csv
+      sercli predict runs/mix interview.wav --segments --plot timeline.png > segments.jsonl
       sercli predict deploy/mix speaker03.jsonl
     """
     import numpy as np
@@ -66,15 +85,19 @@ def predict(
     from sercli.learning.train import load_model
     from sercli.runs.export import is_export
 
+    if not segments and (vad or option or plot):
+        raise SercliError("--vad, -O and --plot go with --segments")
     if is_export(model):  # a folder `sercli export NAME RUN` wrote
-        if ensemble or job:
-            raise SercliError(f"{model} is an exported model (one set of probabilities): --ensemble and --job are for run folders")
+        if ensemble or job or segments:
+            raise SercliError(f"{model} is an exported model (one set of probabilities): --ensemble, --job and --segments are for run folders")
         from sercli.runs.export import predict_exported
 
         records = _read_inputs(inputs, dedupe)
         todo, probs, failed, labels = predict_exported(model, records)
         return _write(records, todo, probs, failed, labels, output, as_csv)
     jobs = _jobs(model, ensemble, job)
+    if segments:
+        return _segments(jobs, inputs, vad, option, max_segment, plot, device, output, as_csv)
     models = [load_model(j["dir"]) for j in jobs]
     config = models[0][1]
     for _, c in models[1:]:
@@ -133,6 +156,39 @@ def _write(records, todo, probs, failed: set[str], labels: list[str], output, as
                 out.write(row)
     if failed:
         raise SercliError(f"{len(failed)} of {len(records)} inputs could not be predicted (see warnings above)")
+
+
+def _segments(jobs, inputs, vad, option, max_segment, plot, device, output, as_csv) -> None:
+    """`predict --segments`: every input is a long recording (sercli.runs.segments)."""
+    from sercli.contract.common import parse_option_pairs
+    from sercli.core.records import open_writer
+    from sercli.core.speech import choose
+    from sercli.learning.finetune import is_finetuned
+    from sercli.learning.train import load_model
+    from sercli.runs.segments import check_plot, predict_segments
+
+    check_plot(plot)
+    for item in inputs:
+        if item == "-" or item.endswith((".jsonl", ".json")):
+            raise SercliError(f"--segments reads audio files, not records: {item}")
+    pairs = parse_option_pairs(option)
+    detector = choose(vad, {k.removeprefix("vad."): v for k, v in pairs.items()})
+    models = [load_model(j["dir"]) for j in jobs]
+    if is_finetuned(models[0][1]):
+        raise SercliError("--segments: a fine-tuned run reads whole files; use a run trained on stored features")
+    if as_csv or (output or "").lower().endswith(".csv"):
+        rows: list[dict[str, Any]] = []
+
+        class Rows:
+            write = rows.append
+
+        try:
+            predict_segments(inputs, models, detector, max_segment, device, Rows(), plot)
+        finally:
+            _write_csv(rows, output)
+        return
+    with open_writer(output) as out:
+        predict_segments(inputs, models, detector, max_segment, device, out, plot)
 
 
 def _write_csv(rows: list[dict[str, Any]], output: str | None) -> None:

@@ -73,6 +73,10 @@ def compare_table(rows: list[dict[str, Any]]):
             fmt_p(vs.get("wilcoxon_p")), fmt_p(vs.get("ttest_p")),
             "-" if not mc else f"{mc['p']:.3g} ({mc['only_first']}:{mc['only_second']})",
         )
+    confounded = [Path(r["run"]).name for r in rows if r.get("differs_from_first")]
+    if confounded:
+        table.caption = (f"{', '.join(confounded)}: another head or other features than the first run, so ΔUA "
+                         "is not the strategy's effect alone")
     return table
 
 

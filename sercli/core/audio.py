@@ -1,7 +1,8 @@
 """Audio I/O: soundfile to decode, torchaudio to resample. Always mono float32.
 
 All decoding happens here: whole files (``load_audio``), lengths from headers
-(``audio_length``) and seeked segments of long files (``read_segment``), with one set of
+(``audio_length``), seeked segments of long files (``read_segment``) and a long file block by
+block (``blocks``), with one set of
 checks (missing, a folder, unreadable, empty, non-finite: sercli.core.guards.file_error words them).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -60,6 +62,34 @@ def read_segment(path: str, sample_rate: int, start: int, stop: int, whole: bool
     if len(wav) != stop - start:
         raise RecordError(f"audio {path} is shorter than its header says")
     return np.ascontiguousarray(_checked(wav, path), dtype=np.float32)
+
+
+def blocks(path: str, sample_rate: int, seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """``path`` as consecutive mono float32 blocks of about ``seconds`` at ``sample_rate``, read
+    one at a time (memory flat in the file's length; RecordError if unreadable). Each block is
+    resampled alone, from a whole number of the rates' common periods, so that the blocks
+    together have ``audio_length`` samples and block k starts where it would in the whole."""
+    import math
+
+    import soundfile as sf
+
+    info = _info(path)
+    period = info.samplerate // math.gcd(info.samplerate, sample_rate)
+    size = max(1, round(seconds * info.samplerate / period)) * period
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(size, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                wav = _checked(block.mean(axis=1), path)
+                if info.samplerate != sample_rate:
+                    wav = resample(wav, info.samplerate, sample_rate)
+                yield np.ascontiguousarray(wav, dtype=np.float32)
+    except RecordError:
+        raise
+    except Exception as exc:  # LibsndfileError, RuntimeError: unreadable after all
+        raise file_error(path, exc) from None
 
 
 def _info(path: str):

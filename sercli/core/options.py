@@ -29,7 +29,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 # Every option that names what a command writes (a file or a folder), whichever command has it:
 # a plugin's command too. `guard_outputs` checks them all before the command runs.
-OUTPUT_OPTIONS = ("--output", "--out", "--store", "--audio-dir", "--dropped", "--html")
+OUTPUT_OPTIONS = ("--output", "--out", "--store", "--audio-dir", "--dropped", "--html", "--plot")
 
 
 def check_output_path(option: str, value) -> None:

@@ -116,3 +116,35 @@ def layer_weights_png(weights: dict[str, list[float]], names: list[str], path: P
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def timeline_png(timelines: list[tuple[str, list[dict[str, Any]]]], labels: list[str], path: Path) -> None:
+    """`predict --segments --plot`: one row per recording, time along x; each speech segment is
+    a bar from its start to its end, its class probabilities stacked in the classes' colours
+    and the predicted emotion written in where it fits."""
+    plt = _pyplot()
+    colours = {lab: plt.get_cmap("tab10")(i % 10) for i, lab in enumerate(labels)}
+    length = max((r["end"] for _, rows in timelines for r in rows), default=1.0)
+    fig, axes = plt.subplots(len(timelines), 1, figsize=(min(24.0, 6 + length / 20), 1.2 + 1.6 * len(timelines)),
+                             squeeze=False)
+    for ax, (name, rows) in zip(axes[:, 0], timelines):
+        for r in rows:
+            bottom = 0.0
+            for lab in labels:
+                p = float(r["probabilities"].get(lab, 0.0))
+                ax.bar(r["start"], p, width=r["end"] - r["start"], bottom=bottom, align="edge", color=colours[lab],
+                       edgecolor="none")
+                bottom += p
+            if (r["end"] - r["start"]) / length > 0.03:
+                ax.text((r["start"] + r["end"]) / 2, 1.03, r["predicted"], ha="center", va="bottom", fontsize=7)
+        ax.set_xlim(0, length)
+        ax.set_ylim(0, 1.25)
+        ax.set_yticks([0, 0.5, 1])
+        ax.set_ylabel("probability", fontsize=8)
+        ax.set_title(Path(name).name, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("time (s)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[lab]) for lab in labels]
+    fig.legend(handles, labels, loc="upper right", ncol=min(len(labels), 8), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -15,6 +15,7 @@ costs nothing until one of them is used:
 - tracker `jsonl-log`: a run's scalars as JSON lines (`sercli track RUN --tracker jsonl-log`)
 - cluster `threads`: sharded work on a thread pool (`sercli extract --cluster threads://2`)
 - run exporter `pt2`: a run as torch.export programs (`sercli export pt2 RUN -o DIR`)
+- voice-activity detector `peaks`: peak amplitude per frame (`sercli predict RUN LONG.wav --segments --vad peaks`)
 - command `example-stats MANIFEST`: counts per emotion, source and speaker
 """
 
@@ -96,3 +97,10 @@ def register_run_exporters(register):
     from sercli_example.exporter import Pt2
 
     register(Pt2)
+
+
+@hookimpl
+def register_vads(register):
+    from sercli_example.peaks import Peaks
+
+    register(Peaks)
