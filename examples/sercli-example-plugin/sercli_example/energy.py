@@ -31,7 +31,8 @@ class Energy(Backbone):
         return outs
 
     def export_module(self):
-        """``forward`` for one (1, samples) tensor, in torch operations only (`sercli export`)."""
+        """``forward`` for one (1, samples) tensor of at least one frame, in torch operations
+        only (`sercli export`; shorter clips, which ``forward`` pads, are not exported)."""
         import torch
 
         win = int(self.sample_rate * self.options.frame_ms / 1000)
@@ -39,8 +40,7 @@ class Energy(Backbone):
 
         class EnergyModule(torch.nn.Module):
             def forward(self, wav):
-                x = torch.nn.functional.pad(wav[0], (0, torch.sym_max(win - wav.shape[1], 0)))
-                frames = x.unfold(0, win, hop)
+                frames = wav[0].unfold(0, win, hop)
                 energy = torch.log(frames.pow(2).mean(1) + 1e-8)
                 zcr = (frames[:, 1:].sign() != frames[:, :-1].sign()).float().mean(1)
                 return torch.stack([energy, zcr], dim=-1).unsqueeze(0)

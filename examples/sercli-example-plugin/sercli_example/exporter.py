@@ -17,7 +17,9 @@ class Pt2(RunExporter):
         import torch
 
         wav = torch.from_numpy(run.examples[0])[None]
-        samples = torch.export.Dim("samples", min=max(run.min_samples, 2), max=int((run.max_seconds or 3600) * run.sample_rate))
+        # clips of at least 0.1 s: shorter ones, which backbones pad, need not trace
+        shortest = max(run.min_samples, run.sample_rate // 10)
+        samples = torch.export.Dim("samples", min=shortest, max=int((run.max_seconds or 3600) * run.sample_rate))
         torch.export.save(torch.export.export(run.features, (wav,), dynamic_shapes=({1: samples},)), folder / "encoder.pt2")
         with torch.inference_mode():
             feats = run.features(wav)[None]
