@@ -46,7 +46,8 @@ def predict(
     ] = False,
     dedupe: Dedupe = False,
 ) -> None:
-    """Print one JSON record per input: predicted emotion and the class probabilities.
+    """Print one JSON record per input: predicted emotion and the class probabilities (a run
+    trained with --target: ``values``, the predicted value of each target, e.g. arousal).
 
     With -o FILE.csv (or --csv) the predictions are a CSV table instead: the input's fields
     (id, emotion...), predicted, then one p_LABEL probability column per class.
@@ -57,6 +58,8 @@ def predict(
     """
     import numpy as np
 
+    from sercli.core.targets import targets_of
+    from sercli.evaluation.dimensions import rounded_values
     from sercli.evaluation.evaluate import Arrays, norm_of, rounded
     from sercli.learning.model import probabilities
     from sercli.learning.finetune import is_finetuned
@@ -67,9 +70,10 @@ def predict(
     models = [load_model(j["dir"]) for j in jobs]
     config = models[0][1]
     for _, c in models[1:]:
-        if c["labels"] != config["labels"] or c["features"] != config["features"] or norm_of(c) != norm_of(config):
-            raise SercliError(f"{model}: its fold models use different labels, features or normalisation")
-    labels, meta = config["labels"], config["features"]
+        if c["labels"] != config["labels"] or c["features"] != config["features"] or norm_of(c) != norm_of(config) \
+                or targets_of(c) != targets_of(config):
+            raise SercliError(f"{model}: its fold models use different labels, targets, features or normalisation")
+    labels, meta, targets = config["labels"], config["features"], targets_of(config)
     records = _read_inputs(inputs, dedupe)
     speaker_norm = norm_of(config) == "speaker"
     if speaker_norm:  # before any audio is read
@@ -103,7 +107,11 @@ def predict(
             failed.add(rec["id"])
             continue
         rec = {k: v for k, v in rec.items() if k != "features"}
-        rows.append({**rec, "predicted": labels[int(row.argmax())], "probabilities": rounded(labels, row)})
+        c = len(labels)  # class probabilities first, then the dimensional targets' values (--target)
+        out = {"predicted": labels[int(row[:c].argmax())], "probabilities": rounded(labels, row[:c])} if c else {}
+        if targets:
+            out["values"] = rounded_values(targets, row[c:])
+        rows.append({**rec, **out})
     if as_csv or (output or "").lower().endswith(".csv"):
         _write_csv(rows, output)
     else:

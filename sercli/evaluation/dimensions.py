@@ -88,7 +88,8 @@ def refuse_mixed(aggs: list[tuple[str, dict[str, Any]]]) -> None:
     """Runs scored on different things (emotions against arousal, arousal against valence) have no
     number in common to compare."""
     def what(agg):
-        return ", ".join(agg.get("targets") or []) or "the emotion"
+        emotion = ["the emotion"] if "UA" in (agg.get("metrics") or ["UA"]) else []
+        return " and ".join(emotion + [", ".join(agg.get("targets") or [])] * bool(agg.get("targets")))
 
     first = aggs[0]
     other = next((name, agg) for name, agg in aggs if (agg.get("metrics") or []) != (first[1].get("metrics") or []))

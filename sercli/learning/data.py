@@ -60,7 +60,7 @@ class Examples:
         return Examples(
             [self.records[i] for i in idx], [self.labels[i] for i in idx], [self.domains[i] for i in idx],
             None if self.norm is None else [self.norm[i] for i in idx],
-            None if self.values is None else self.values[np.asarray(idx, dtype=int)].reshape(len(idx), -1),
+            None if self.values is None else self.values[np.asarray(idx, dtype=int)].reshape(len(idx), self.values.shape[1]),
         )
 
     def speakers(self) -> list[str]:
