@@ -92,9 +92,12 @@ def take(real: "Examples", synthetic: "Examples", ratio: float | str, seed: int)
 
 
 def val_ua(trainer: "TrainerAPI", model: "HeadModule", val: "Examples") -> float:
-    """Unweighted accuracy on the validation part: the mean recall of the classes it holds."""
+    """Unweighted accuracy on the validation part: the mean recall of the classes it holds; with
+    dimensional targets (``trainer.cfg.targets``), the trainer's score (their mean CCC)."""
     import numpy as np
 
+    if getattr(trainer.cfg, "targets", None):
+        return float(trainer.evaluate(model, val)[1]["score"])
     y = np.asarray(val.labels)
     pred = trainer.predict(model, val).argmax(1)
     return float(np.mean([(pred[y == c] == c).mean() for c in np.unique(y)])) if len(y) else 0.0

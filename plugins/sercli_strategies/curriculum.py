@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
+from sercli.api import SercliError
 from sercli_strategies.amount import RATIO_HELP, RATIOS_HELP, AmountStrategy, GuardOptions, Ratio, Ratios
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ class Curriculum(AmountStrategy):
             return model
         if self.options.order == "length":
             difficulty = np.asarray(pool.durations())
+        elif getattr(trainer.cfg, "targets", None):
+            raise SercliError("curriculum order=confidence ranks by the probability of a class: with --target "
+                              "use order=length")
         else:
             probs = trainer.predict(model, pool)
             difficulty = -probs[np.arange(len(pool)), pool.labels]

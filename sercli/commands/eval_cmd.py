@@ -95,7 +95,7 @@ def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: 
     # features, or audio for a fine-tuned run: sercli.evaluation.evaluate checks them against the run
     records = _records(run, record_paths, dedupe) if record_paths else None
     if out is None:
-        agg, _ = evaluate_run(run, records, allow_overlap, ensemble_seeds=ensemble_seeds)
+        agg, results = evaluate_run(run, records, allow_overlap, ensemble_seeds=ensemble_seeds)
     else:
         check_target(out, overwrite, is_eval_output, "evaluation folder")
         with staged(out, overwrite=overwrite, replaceable=is_eval_output, what="evaluation folder") as build:
@@ -111,7 +111,7 @@ def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: 
         from sercli.evaluation.report import html_report
 
         html.parent.mkdir(parents=True, exist_ok=True)
-        html_report(run, agg, html, title=f"Evaluation of {run.name}{where}{how}")
+        html_report(run, agg, html, title=f"Evaluation of {run.name}{where}{how}", results=results)
         info(f"Wrote {html}")
     if as_csv:
         from sercli.evaluation.tabular import metrics_csv
@@ -123,13 +123,20 @@ def _evaluate_one(run: Path, record_paths: list[str], allow_overlap: bool, out: 
 
 def _records(run: Path, paths: list[str], dedupe: bool) -> list[dict]:
     """The records to score, checked as every command's input (sercli.core.inputs): their
-    emotions must be the run's (``Anger`` read as ``angry``, for a run that learnt ``angry``)."""
+    emotions must be the run's (``Anger`` read as ``angry``, for a run that learnt ``angry``); for
+    a run with dimensional targets, numbers there (records without them are skipped, with a count)."""
     from sercli.core.inputs import LabelCheck, read_inputs
     from sercli.core.runfolder import CONFIG_FILE, jobs_of, read_json
+    from sercli.core.targets import keep, targets_of
 
-    labels = read_json(Path(jobs_of(run)[0]["dir"]) / CONFIG_FILE).get("labels")
-    check = LabelCheck(tuple(labels), option=f"the emotions {run} learnt") if labels else LabelCheck()
-    return read_inputs([(paths, ("emotion",))], dedupe, check)[0]
+    config = read_json(Path(jobs_of(run)[0]["dir"]) / CONFIG_FILE)
+    labels, targets = config.get("labels"), targets_of(config)
+    check = LabelCheck(tuple(labels), option=f"the emotions {run} learnt") if labels else LabelCheck(strict=False)
+    records = keep(read_inputs([(paths, ("emotion",) if labels else ())], dedupe, check, targets)[0], targets,
+                   ", ".join(paths))
+    if not records:
+        raise SercliError(f"{', '.join(paths)}: no records with {', '.join(targets)}, which {run} predicts")
+    return records
 
 
 def _check_outside(run: Path, out: Path) -> None:
@@ -177,8 +184,8 @@ def _mcnemar(first, other) -> dict | None:
     same utterances: the per-fold tests have only one fold to pair there."""
     from sercli.core.metrics import mcnemar
 
-    if len(first) != 1 or len(other) != 1:
-        return None
+    if len(first) != 1 or len(other) != 1 or "predicted" not in (first[0][2] or [{}])[0]:
+        return None  # several jobs (paired per fold instead), or no classes (a run with dimensional targets)
     a = {p["id"]: p["predicted"] == p["emotion"] for p in first[0][2]}
     b = {p["id"]: p["predicted"] == p["emotion"] for p in other[0][2]}
     if set(a) != set(b):

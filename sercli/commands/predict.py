@@ -65,7 +65,8 @@ def predict(
                                                     "probabilities.")
     ] = None,
 ) -> None:
-    """Print one JSON record per input: predicted emotion and the class probabilities. MODEL
+    """Print one JSON record per input: predicted emotion and the class probabilities (a run
+    trained with --target: ``values``, the predicted value of each target, e.g. arousal). MODEL
     is a run folder, or a folder `sercli export onnx RUN` wrote (the same probabilities).
 
     With -o FILE.csv (or --csv) the predictions are a CSV table instead: the input's fields
@@ -79,6 +80,7 @@ def predict(
     """
     import numpy as np
 
+    from sercli.core.targets import targets_of
     from sercli.evaluation.evaluate import Arrays, norm_of
     from sercli.learning.model import probabilities
     from sercli.learning.finetune import is_finetuned
@@ -101,9 +103,10 @@ def predict(
     models = [load_model(j["dir"]) for j in jobs]
     config = models[0][1]
     for _, c in models[1:]:
-        if c["labels"] != config["labels"] or c["features"] != config["features"] or norm_of(c) != norm_of(config):
-            raise SercliError(f"{model}: its fold models use different labels, features or normalisation")
-    labels, meta = config["labels"], config["features"]
+        if c["labels"] != config["labels"] or c["features"] != config["features"] or norm_of(c) != norm_of(config) \
+                or targets_of(c) != targets_of(config):
+            raise SercliError(f"{model}: its fold models use different labels, targets, features or normalisation")
+    labels, meta, targets = config["labels"], config["features"], targets_of(config)
     records = _read_inputs(inputs, dedupe)
     speaker_norm = norm_of(config) == "speaker"
     if speaker_norm:  # before any audio is read
@@ -130,14 +133,17 @@ def predict(
     # the head on the CPU, in the batches `eval` uses (--device is for the backbone)
     probs = np.mean([probabilities(m, arrays, int(c["train"].get("batch_size", 32)), "cpu") for m, c in models],
                     axis=0) if todo else []
-    _write(records, todo, probs, failed, labels, output, as_csv)
+    _write(records, todo, probs, failed, labels, output, as_csv, targets)
 
 
-def _write(records, todo, probs, failed: set[str], labels: list[str], output, as_csv: bool) -> None:
-    """The predictions as JSONL or CSV; SercliError (exit 1) when some inputs failed."""
+def _write(records, todo, probs, failed: set[str], labels: list[str], output, as_csv: bool,
+           targets: list[str] | tuple = ()) -> None:
+    """The predictions as JSONL or CSV (``targets``: the dimensional targets whose values follow
+    the class probabilities in each row); SercliError (exit 1) when some inputs failed."""
     import numpy as np
 
     from sercli.core.records import open_writer
+    from sercli.evaluation.dimensions import rounded_values
     from sercli.evaluation.evaluate import rounded
 
     rows = []
@@ -147,7 +153,11 @@ def _write(records, todo, probs, failed: set[str], labels: list[str], output, as
             failed.add(rec["id"])
             continue
         rec = {k: v for k, v in rec.items() if k != "features"}
-        rows.append({**rec, "predicted": labels[int(row.argmax())], "probabilities": rounded(labels, row)})
+        c = len(labels)  # class probabilities first, then the dimensional targets' values (--target)
+        out = {"predicted": labels[int(row[:c].argmax())], "probabilities": rounded(labels, row[:c])} if c else {}
+        if targets:
+            out["values"] = rounded_values(targets, row[c:])
+        rows.append({**rec, **out})
     if as_csv or (output or "").lower().endswith(".csv"):
         _write_csv(rows, output)
     else:

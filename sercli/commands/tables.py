@@ -24,6 +24,8 @@ def aggregate_table(agg: dict[str, Any], title: str):
     from rich.console import Group
     from rich.table import Table
 
+    if agg.get("targets"):
+        return values_table(agg, title)
     jobs = Table(title=title)
     for col in ("fold", "seed", "n", "WA", "UA", "macro-F1"):
         jobs.add_column(col, justify="right")
@@ -51,9 +53,62 @@ def _ci(stat: dict[str, Any], sep: str = "-") -> str:
     return f"{stat['ci95'][0]:.4f}{sep}{stat['ci95'][1]:.4f}"
 
 
+def values_table(agg: dict[str, Any], title: str):
+    """A run with dimensional targets: CCC, r and RMSE per dimension and job, their mean, std
+    and 95% CI over folds x seeds, and the pooled predictions' (a multi-task run: UA and WA too)."""
+    from rich.console import Group
+    from rich.table import Table
+
+    names = [m for m in agg["metrics"] if m != "macro_F1"]
+    jobs = Table(title=title)
+    for col in ("fold", "seed", "n", *names):
+        jobs.add_column(col, justify="right")
+    for j in agg["jobs"]:
+        jobs.add_row(j["fold"], str(j["seed"]), str(j["n"]), *(f"{j[m]:.4f}" for m in names))
+    summ = Table(title=f"{agg['n_folds']} folds x {len(agg['seeds'])} seeds"
+                 + (" (ensembled: one model per fold)" if agg.get("ensemble_seeds") else ""))
+    for col in ("", "mean", "std", "95% CI"):
+        summ.add_column(col, justify="right")
+    one = len(agg["jobs"]) < 2
+    for m in agg["metrics"]:
+        s = agg[m]
+        ci = _ci({**s, "n": len(agg["jobs"])}, ", ")
+        summ.add_row(m, f"{s['mean']:.4f}", "-" if one else f"{s['std']:.4f}", ci if ci == "-" else f"[{ci}]")
+    pooled = Table(title=f"All test predictions pooled (n = {agg['pooled']['n']})")
+    for col in ("target", "CCC", "r", "RMSE"):
+        pooled.add_column(col, justify="right")
+    for t in agg["targets"]:
+        pooled.add_row(t, *(f"{agg['pooled'][f'{m}_{t}']:.4f}" for m in ("CCC", "r", "RMSE")))
+    return Group(jobs, summ, pooled)
+
+
+def compare_values_table(rows: list[dict[str, Any]]):
+    """`eval --compare` of runs with dimensional targets: mean CCC and each target's, paired tests."""
+    from rich.table import Table
+
+    targets = rows[0]["targets"]
+    table = Table(title="Runs side by side: CCC mean ± std over folds x seeds; ΔCCC and p vs the first run "
+                        "(Wilcoxon, t-test: paired per fold, on the mean CCC over the targets)")
+    for col in ("run", "features", "head", "strategy", "folds x seeds", "CCC", "CCC 95% CI",
+                *(f"CCC {t}" for t in targets), "pooled CCC", "ΔCCC", "p Wilcoxon", "p t-test"):
+        table.add_column(col, justify="left" if col in ("run", "features", "head", "strategy") else "right")
+    fmt_p = lambda p: "-" if p is None else f"{p:.3g}"  # noqa: E731
+    for row in rows:
+        vs, c = row.get("vs_first") or {}, row["CCC"]
+        table.add_row(
+            Path(row["run"]).name, row.get("features", "?"), row.get("head", "?"), row["strategy"],
+            f"{row['n_folds']} x {row['n_jobs'] // max(row['n_folds'], 1)}", f"{c['mean']:.4f} ± {c['std']:.4f}",
+            _ci({**c, "n": row["n_jobs"]}), *(f"{row[f'CCC_{t}']['mean']:.4f}" for t in targets),
+            f"{row['pooled_CCC']:.4f}", "-" if vs.get("delta") is None else f"{vs['delta']:+.4f}",
+            fmt_p(vs.get("wilcoxon_p")), fmt_p(vs.get("ttest_p")))
+    return table
+
+
 def compare_table(rows: list[dict[str, Any]]):
     from rich.table import Table
 
+    if "targets" in rows[0]:
+        return compare_values_table(rows)
     table = Table(title="Runs side by side: UA/WA mean ± std over folds x seeds; ΔUA and p vs the first run "
                         "(Wilcoxon, t-test: paired per fold; McNemar: a single split, per utterance)")
     for col in ("run", "features", "head", "strategy", "folds x seeds", "UA", "UA 95% CI", "WA", "pooled UA",

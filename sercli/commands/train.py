@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sercli.core import plugins as pl
-from sercli.commands.train_options import finetune_spec
+from sercli.commands.train_options import finetune_spec, with_targets
+from sercli.commands.train_options import targets as _targets
 from sercli.commands.train_options import seed_list as _seed_list
 from sercli.commands.train_options import route_options as _route_options
 from sercli.commands.train_options import runner as _runner
@@ -24,7 +25,7 @@ from sercli.core.options import Dedupe, Device, Inputs, LabelSet
 
 # `train --help` in groups (sercli.cli sets each option's rich_help_panel from this)
 HELP_PANELS = {
-    "Data": ("synthetic", "classes", "labels", "dedupe", "test", "real_fraction"),
+    "Data": ("synthetic", "target", "classes", "labels", "dedupe", "test", "real_fraction"),
     "Protocol": ("cv", "seeds", "test_speakers", "val_speakers", "val_fraction", "allow_speaker_overlap"),
     "Model": ("head", "strategy", "option", "sweep", "norm"),
     "Training": ("epochs", "patience", "lr", "weight_decay", "batch_size", "balanced", "standardize", "tune",
@@ -77,6 +78,9 @@ def train(
     real_fraction: Annotated[float, typer.Option("--real-fraction", help="Keep this share of every non-test speaker's real "
                              "utterances, training and validation alike (seeded, speaker x emotion stratified; the test "
                              "fold stays whole).")] = 1.0,
+    target: Annotated[Optional[str], typer.Option("--target", help="Numeric record fields to predict instead of the "
+                      "emotion (arousal,valence,dominance: regression heads, CCC loss); add emotion for a multi-task "
+                      "head (emotion,arousal). Records without a target are skipped, with a count.")] = None,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Emotions to learn (default: all).")] = None,
     labels: LabelSet = None,
     dedupe: Dedupe = False,
@@ -159,6 +163,7 @@ def train(
       sercli train feats.jsonl --synthetic synth.jsonl --strategy mix --cv loso
         --seeds 0,1,2 --out runs/mix
       sercli train feats.jsonl --cv loso --head mlp -O hidden=64 --out runs/mlp
+      sercli train msp.jsonl --target arousal,valence,dominance --cv field:split --out runs/avd
       sercli train audio.jsonl --finetune wavlm-base-plus --cv loso --out runs/ft
       sercli train feats.jsonl --cv loso --tracker tensorboard --out runs/tb
       sercli train f.jsonl --cv loso --cluster ray://head:10001 --out /shared/cv
@@ -178,12 +183,15 @@ def train(
 
     tuned = finetune_spec(finetune, finetune_mode, finetune_layers, lora_rank, backbone_lr, norm)
     refit = (not tuned) if refit is None else refit
-    needed = ("emotion", "audio") if tuned else ("emotion", "features")
-    wanted, check = _labels(classes, labels)
+    classify, targets = _targets(target, classes)
+    needed = ("emotion",) if classify else ()
+    wanted, check = _labels(classes, labels, classify)
     # features or audio of --test records: checked with the rest by sercli.runs.jobs
-    real, synth, tests = read_inputs([(inputs, needed), (synthetic or [], needed), (test or [], ("emotion",))],
-                                     dedupe, check)
-    labels, real = select_labels(real, wanted)
+    real, synth, tests = read_inputs([(inputs, needed + (("audio",) if tuned else ("features",))),
+                                      (synthetic or [], needed + ("features",)), (test or [], needed)],
+                                     dedupe, check, targets)
+    real, synth, tests = with_targets(real, synth, tests, targets)
+    labels, real = select_labels(real, wanted) if classify else ([], real)
     tracking = _tracker(tracker, option)
     head_options, options = _route_options([o for o in option or [] if not o.startswith("tracker.")], head, strategy)
     swept = _value_lists(sweep, "--sweep")
@@ -194,6 +202,7 @@ def train(
         head=head, head_options=head_options, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
         max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
         seed=seed_list[0], device=device, threads=threads, refit=refit, norm=norm, search=search, finetune=tuned,
+        targets=targets,
     )
     check_frames(head, real + synth)
     base = dict(
@@ -250,13 +259,14 @@ def _variants(strategy: str, options: dict[str, Any], swept: dict[str, list[str]
     return variants, names
 
 
-def _labels(classes: str | None, labels: str | None):
+def _labels(classes: str | None, labels: str | None, classify: bool = True):
     """(the --classes, each as the label set spells it; how the records' emotions are checked).
     With --classes, records of other emotions are left out (with a warning naming them), so an
-    emotion sercli does not know is no error there; a --classes entry it does not know is."""
+    emotion sercli does not know is no error there; a --classes entry it does not know is.
+    A run that learns no emotion (``classify`` False) only normalises the ones it is given."""
     from sercli.core.inputs import LabelCheck
 
-    check = LabelCheck.from_cli(labels)
+    check = LabelCheck.from_cli(labels, strict=classify)
     wanted = []
     for name in _split(classes):
         found = check.normalise(name)
@@ -276,7 +286,7 @@ def _folds(real, labels, cv, test_speakers, val_speakers, test, tests, allow_spe
         return make_folds(real, cv, allow_speaker_overlap=allow_speaker_overlap), cv
     fold = holdout(real, test_speakers, val_speakers)
     if test:
-        fold.test = _test_records(test, tests, labels)
+        fold.test = _test_records(test, tests, labels) if labels else tests
         fold.description = f"test records {', '.join(test)}"
     return [fold], "holdout"
 

@@ -129,3 +129,27 @@ def seed_list(seeds: str, cv, test_speakers, test, val_speakers) -> list[int]:
     for seed in seed_list:
         check_number("--seeds", seed)
     return seed_list
+
+
+def targets(target: str | None, classes: str | None) -> tuple[bool, list[str]]:
+    """(whether the emotion is learnt, the numeric --target fields), checked (sercli.core.targets)."""
+    from sercli.core.targets import parse
+
+    classify, fields = parse(target)
+    if classes and not classify:
+        raise SercliError(f"--classes chooses the emotions to classify; --target {target} learns no emotion "
+                          f"(add it: --target emotion,{target})")
+    return classify, fields
+
+
+def with_targets(real: list, synthetic: list, tests: list, fields: list[str]) -> tuple[list, list, list]:
+    """The records of each input that have every --target field (each input says how many it
+    skipped); none left to train on is refused."""
+    from sercli.core.targets import keep
+
+    if not fields:
+        return real, synthetic, tests
+    out = (keep(real, fields, "training records"), keep(synthetic, fields, "--synthetic"), keep(tests, fields, "--test"))
+    if not out[0]:
+        raise SercliError(f"no training records have {', '.join(fields)}: nothing to learn --target from")
+    return out

@@ -7,7 +7,7 @@ The data objects named in the annotations live in the learning stage and are han
 (sercli.learning.train). What each holds, with its signature (tests/test_boundary.py checks
 these against the code):
 
-``Examples(records, labels, domains, norm=None)``, a dataclass: the examples a strategy gets.
+``Examples(records, labels, domains, norm=None, values=None)``, a dataclass: the examples a strategy gets.
 
 * ``records: list[dict]``: the records (``sercli.api.RECORD_FIELDS``: id, emotion, speaker,
   features...); read them, never change them.
@@ -15,11 +15,16 @@ these against the code):
 * ``domains: list[int]``: 0 real, 1 synthetic.
 * ``norm: list[tuple[ndarray, ndarray] | None] | None``: per record, the (mean, std) its
   features are standardised with (``--norm speaker``; set by sercli).
+* ``values: ndarray | None``: (N, K) float32, each record's values of the run's dimensional
+  targets (``train --target arousal,valence``: ``trainer.cfg.targets``); None without targets.
+  A run with targets only (no ``emotion`` among them) has no classes: ``trainer.labels`` is
+  empty and every label is 0.
 * ``len(ex)``; ``ex + other`` (a new ``Examples``, both in order); ``subset(idx)`` (those
   positions, in the order given); ``speakers() -> list[str]``; ``durations() -> list[float]``
   (seconds; a record without ``duration`` counts its frames); ``features(i) -> ndarray``
   ((layers, frames, dim) float32, standardised by ``norm[i]``); the classmethod
-  ``build(records, label_index, domain)`` (records whose emotion is in ``label_index``).
+  ``build(records, label_index, domain, targets=None)`` (records whose emotion is in
+  ``label_index``, every record when it is empty; with ``targets``, their ``values``).
 
 ``FitHooks(augment=None, mix=None, extra=None, extra_loss=None)``, a dataclass: how a strategy
 changes one ``trainer.fit`` call. A batch is ``(x, lengths, labels, domains)``: ``x`` (B, L, T, D)
@@ -50,7 +55,13 @@ defines ``embed``; the rest is shared.
 
 ``TrainConfig`` (``trainer.cfg``, read-only): ``head``, ``head_options``, ``lr``,
 ``weight_decay``, ``batch_size``, ``max_epochs``, ``patience``, ``balanced``, ``standardize``,
-``seed``, ``device``, ``threads``, ``refit``, ``norm``, ``search``, ``finetune``.
+``seed``, ``device``, ``threads``, ``refit``, ``norm``, ``search``, ``finetune``, ``targets``
+(the numeric record fields the head predicts, ``--target``; [] for a classifier). With
+targets the trainer's loss is 1 - CCC per target (plus cross-entropy when it classifies too),
+``evaluate`` returns CCC, r and RMSE per target, ``predict`` the class probabilities followed by
+the targets' values (N, C + K), and early stopping keeps the best ``score`` (UA; the mean CCC;
+or their mean). A strategy that needs classes (mixup, ranking by a class's probability) refuses
+a run with targets in one line.
 
 Helpers (``sercli.api``): ``need_synthetic(synthetic, strategy)`` (SercliError naming the
 strategy when ``synthetic`` is empty) and ``sample_synthetic(real, synthetic, ratio, seed) ->
@@ -93,7 +104,8 @@ class TrainerAPI(Protocol):
         loss. A strategy may call it several times (stages) on the same model."""
 
     def predict(self, model: "HeadModule", data: "Examples") -> Any:  # noqa: F821
-        """Class probabilities, a numpy array (len(data), len(labels))."""
+        """Class probabilities, a numpy array (len(data), len(labels)); with ``cfg.targets``,
+        followed by the K predicted values (len(data), len(labels) + K)."""
 
     def note_used(self, **parts: "Examples | int") -> None:  # noqa: F821
         """Record what training used, by kind, e.g. ``note_used(synthetic=examples)``: each
@@ -103,7 +115,9 @@ class TrainerAPI(Protocol):
         "N real + U of A synthetic". A strategy that never calls it reports no synthetic used."""
 
     def evaluate(self, model: "HeadModule", data: "Examples") -> tuple[float, dict[str, Any]]:  # noqa: F821
-        """(cross-entropy loss, metrics {WA, UA, macro_F1, ...}) of ``model`` on ``data``."""
+        """(cross-entropy loss, metrics {WA, UA, macro_F1, ..., score}) of ``model`` on ``data``
+        (``score``: what early stopping maximises; with ``cfg.targets``, CCC_T, r_T, RMSE_T per
+        target T too, and the loss adds 1 - their mean CCC)."""
 
 
 class Strategy(Plugin):

@@ -107,9 +107,11 @@ def read_inputs(
     groups: Sequence[tuple[Iterable[str | Path], Iterable[str]]],
     dedupe: bool = False,
     labels: LabelCheck | None = None,
+    targets: Sequence[str] = (),
 ) -> list[list[Record]]:
     """The records of each group ``(paths, required fields)``, checked together: duplicate ids
-    (across every file of every group) and, with ``labels``, the emotions (see the module)."""
+    (across every file of every group), with ``labels`` the emotions (see the module), and
+    the values of ``targets`` (numbers where given: sercli.core.targets)."""
     read: list[list[tuple[Record, str]]] = []
     seen: set[Path] = set()
     for paths, required in groups:
@@ -119,6 +121,10 @@ def read_inputs(
             seen.add(Path(path).resolve())
             group += read_located(path, required, again)
         read.append(group)
+    if targets:
+        from sercli.core.targets import check_values
+
+        check_values((pair for group in read for pair in group), list(targets))
     return check_located(read, dedupe, labels)
 
 

@@ -53,3 +53,57 @@ def mcnemar(first_correct: Sequence[bool], second_correct: Sequence[bool]) -> di
     c = sum(1 for x, y in zip(first_correct, second_correct) if y and not x)
     p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
     return {"n": len(first_correct), "only_first": b, "only_second": c, "p": p}
+
+
+# -- dimensional targets (`sercli train --target arousal,valence`) ---------------------------
+
+# per dimension, in this order: Lin's concordance correlation, Pearson's r, the root mean squared error
+DIMENSION_METRICS = ("CCC", "r", "RMSE")
+
+
+def ccc(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """Lin's concordance correlation coefficient (Lin, 1989), with population moments:
+    2 cov(x, y) / (var(x) + var(y) + (mean(x) - mean(y))^2). Unlike Pearson's r it is 1 only
+    when the predictions equal the truth (r is 1 for any increasing straight line); the
+    challenges on MSP-Podcast and IEMOCAP rank by it. 0.0 when both are constant and apart."""
+    import numpy as np
+
+    x, y = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if not len(x):
+        return 0.0
+    mx, my = x.mean(), y.mean()
+    cov = ((x - mx) * (y - my)).mean()
+    denominator = x.var() + y.var() + (mx - my) ** 2
+    return float(2 * cov / denominator) if denominator > 0 else 1.0
+
+
+def pearson(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """Pearson's r (scipy); 0.0 where either side is constant (r is undefined there)."""
+    import numpy as np
+    from scipy.stats import pearsonr
+
+    x, y = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return 0.0
+    return float(pearsonr(x, y)[0])
+
+
+def dimension_names(targets: list[str]) -> list[str]:
+    """The metric names of ``targets``: ``CCC`` (the mean over dimensions: the headline), then
+    ``CCC_arousal``, ``r_arousal``, ``RMSE_arousal`` ... per dimension."""
+    return ["CCC", *(f"{m}_{t}" for t in targets for m in DIMENSION_METRICS)]
+
+
+def regression_metrics(y_true, y_pred, targets: list[str]) -> dict[str, Any]:
+    """CCC, Pearson's r and RMSE of each dimension of ``y_pred`` (N, K) against ``y_true`` (N, K),
+    and ``CCC``, their CCC averaged over the dimensions."""
+    import numpy as np
+
+    t, p = np.asarray(y_true, dtype=np.float64).reshape(-1, len(targets)), np.asarray(y_pred, dtype=np.float64).reshape(-1, len(targets))
+    out: dict[str, Any] = {"n": len(t), "targets": list(targets)}
+    for k, name in enumerate(targets):
+        out[f"CCC_{name}"] = ccc(t[:, k], p[:, k])
+        out[f"r_{name}"] = pearson(t[:, k], p[:, k])
+        out[f"RMSE_{name}"] = float(np.sqrt(np.mean((t[:, k] - p[:, k]) ** 2))) if len(t) else 0.0
+    out["CCC"] = float(np.mean([out[f"CCC_{name}"] for name in targets])) if targets else 0.0
+    return out

@@ -50,6 +50,7 @@ HISTORY_FILE = "history.json"
 LEAKED_FILE = "leaked.jsonl"
 PREDICTIONS_FILE = "predictions.jsonl"
 CONFUSION_FILE = "confusion.png"
+VALUES_FILE = "values.png"  # a run with dimensional targets: predicted against true values
 CURVES_FILE = "curves.png"
 
 
@@ -313,7 +314,7 @@ def is_written_by_sercli(folder: Path) -> bool:
     has = lambda name: (folder / name).is_file()  # noqa: E731
     if has(CONFIG_FILE) and has(MODEL_FILE):
         return True  # a job
-    if has(METRICS_FILE) and has("confusion.png"):
+    if has(METRICS_FILE) and (has(CONFUSION_FILE) or has(VALUES_FILE)):
         return True  # a run's or an evaluation's results
     for name, key in ((RUN_FILE, "jobs"), (SWEEP_FILE, "runs")):
         if has(name):

@@ -6,8 +6,6 @@ commands show the numbers (sercli.commands.tables) and sercli.core.runfolder wri
 
 from __future__ import annotations
 
-import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +14,8 @@ import numpy as np
 
 from sercli.core.errors import SercliError
 from sercli.core.log import warn
+from sercli.core.targets import targets_of
+from sercli.evaluation.stats import _test_hash, paired_tests, per_fold, summary  # noqa: F401  (their home is stats)
 
 METRICS = ("UA", "WA", "macro_F1")
 Record = dict[str, Any]
@@ -70,7 +70,7 @@ def load_job(job: dict[str, Any], records: list[Record] | None = None) -> Job:
 def evaluate_job(job: Job, allow_overlap: bool = False, where: Any = None) -> tuple[dict[str, Any], list[Record]]:
     """(metrics, predictions) of one job on its records, after the checks that make them fair."""
     data, probs = job_probabilities(job, allow_overlap, where)
-    return score(job.config["labels"], data, probs)
+    return score(job.config["labels"], data, probs, targets_of(job.config))
 
 
 def job_examples(job: Job, allow_overlap: bool = False, where: Any = None):
@@ -102,14 +102,19 @@ def job_examples(job: Job, allow_overlap: bool = False, where: Any = None):
         check_dims(records, config["head"], where)
     seen = [{"speaker": s} for s in config["speakers"]["train"] + config["speakers"]["val"]]
     check_speakers(seen, records, allow_overlap, where, given)
-    labels = config["labels"]
+    labels, targets = config["labels"], targets_of(config)
     index = {lab: i for i, lab in enumerate(labels)}
-    unknown = sorted({r["emotion"] for r in records} - set(index))
+    unknown = sorted({r["emotion"] for r in records} - set(index)) if labels else []
+    if targets:
+        missing = [t for t in targets if any(r.get(t) is None for r in records)]
+        if missing:
+            raise SercliError(f"{where}: test records without {', '.join(missing)}, which the model predicts")
     if unknown:
         raise SercliError(
             f"test records have emotions the model does not know: {', '.join(unknown)} (known: {', '.join(labels)})"
         )
-    data = audio_examples(records, index, 0, config["features"]) if finetuned else Examples.build(records, index, 0)
+    data = audio_examples(records, index, 0, config["features"]) if finetuned else Examples.build(records, index, 0,
+                                                                                                   targets)
     if norm_of(config) == "speaker":
         data = speakernorm.apply(data, where)
     return data
@@ -129,10 +134,15 @@ def job_probabilities(job: Job, allow_overlap: bool = False, where: Any = None):
     return data, probs
 
 
-def score(labels: list[str], data, probs: np.ndarray) -> tuple[dict[str, Any], list[Record]]:
-    """(metrics, predictions) of class probabilities ``probs`` on the Examples ``data``."""
+def score(labels: list[str], data, probs: np.ndarray, targets: list[str] | None = None) -> tuple[dict[str, Any], list[Record]]:
+    """(metrics, predictions) of class probabilities ``probs`` on the Examples ``data`` (with
+    ``targets``, a model's outputs: probabilities, then the targets' values)."""
     from sercli.core.metrics import compute_metrics
 
+    if targets:
+        from sercli.evaluation.dimensions import score_values
+
+        return score_values(labels, targets, data, probs)
     pred = probs.argmax(1)
     metrics = compute_metrics(data.labels, pred.tolist(), labels)
     predictions = [
@@ -171,13 +181,13 @@ def evaluate_jobs(jobs: list[Job], allow_overlap: bool = False, *, warn_absent: 
     if warn_absent:
         absent: dict[tuple, list] = {}
         for job, metrics, _ in results:
-            if metrics["classes_absent"]:
+            if metrics.get("classes_absent"):
                 absent.setdefault(tuple(metrics["classes_absent"]), []).append(job["fold"])
         for missing, folds in absent.items():
             whose = "the test records" if not jobs[0].own else "the test part of " + ", ".join(dict.fromkeys(folds))
             warn(absent_warning(whose, set(missing), set(config["labels"]) - set(missing)))
     agg = aggregate(results, labels=config["labels"], strategy=config["strategy"],
-                    protocol=(config.get("fold") or {}).get("protocol", "holdout"))
+                    protocol=(config.get("fold") or {}).get("protocol", "holdout"), targets=targets_of(config))
     if ensemble_seeds:
         agg["seeds"] = sorted({job.seed for job in jobs})
         agg["ensemble_seeds"] = True  # one job per fold: its seeds' probabilities averaged
@@ -205,7 +215,8 @@ def ensemble(jobs: list[Job], allow_overlap: bool = False, where=None) -> list[t
             data = examples
             probs.append(p)
         seeds = sorted(job.seed for job in members)
-        metrics, predictions = score(members[0].config["labels"], data, np.mean(probs, axis=0))
+        metrics, predictions = score(members[0].config["labels"], data, np.mean(probs, axis=0),
+                                     targets_of(members[0].config))
         entry = {"name": safe_name(f"{fold}-ensemble"), "fold": fold, "seed": "+".join(str(s) for s in seeds),
                  "seeds": seeds}
         results.append((entry, metrics, predictions))
@@ -228,32 +239,16 @@ def evaluate_run(run: Path, records: list[Record] | None = None, allow_overlap: 
 # -- aggregates and comparisons -----------------------------------------------------------------
 
 
-def summary(values: list[float]) -> dict[str, Any]:
-    """Mean, sample std and a 95% t-interval of the mean.
-
-    Folds x seeds are not independent draws (folds share training speakers), so the interval
-    is indicative, as in the SER literature, not exact.
-    """
-    from scipy import stats
-
-    n = len(values)
-    mean = sum(values) / n if n else float("nan")
-    if n < 2:
-        return {"n": n, "mean": mean, "std": 0.0, "ci95": [mean, mean]}
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
-
-
-def _test_hash(predictions: list[dict[str, Any]]) -> str:
-    ids = sorted(str(p["id"]) for p in predictions)
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
-
-
-def aggregate(results, labels: list[str], strategy: dict[str, Any], protocol: str) -> dict[str, Any]:
-    """``results``: [(job, metrics, predictions)] -> the run's metrics.json."""
+def aggregate(results, labels: list[str], strategy: dict[str, Any], protocol: str,
+              targets: list[str] | None = None) -> dict[str, Any]:
+    """``results``: [(job, metrics, predictions)] -> the run's metrics.json (with ``targets``,
+    CCC, r and RMSE per dimension: sercli.evaluation.dimensions)."""
     from sercli.core.metrics import compute_metrics
 
+    if targets:
+        from sercli.evaluation.dimensions import aggregate_values
+
+        return aggregate_values(results, labels, targets, strategy, protocol)
     jobs = []
     y_true, y_pred = [], []
     index = {lab: i for i, lab in enumerate(labels)}
@@ -281,34 +276,30 @@ def aggregate(results, labels: list[str], strategy: dict[str, Any], protocol: st
     }
 
 
-def per_fold(agg: dict[str, Any], metric: str = "UA") -> dict[str, tuple[str, float]]:
-    """fold -> (test hash, metric averaged over seeds)."""
-    out: dict[str, list] = {}
-    for j in agg["jobs"]:
-        out.setdefault(j["fold"], [j["test_hash"], []])[1].append(j[metric])
-    return {f: (h, sum(v) / len(v)) for f, (h, v) in out.items()}
+def headline(agg: dict[str, Any]) -> str:
+    """The metric a run is ranked by: UA, or the mean CCC for a run with dimensional targets."""
+    return "UA" if "UA" in agg else "CCC"
 
 
-def paired_tests(base: dict[str, Any], other: dict[str, Any], metric: str = "UA") -> dict[str, Any]:
-    """Wilcoxon signed-rank and paired t-test on per-fold ``metric`` (mean over seeds),
-    over the folds that have the same test utterances in both runs."""
-    from scipy import stats
-
-    a, b = per_fold(base, metric), per_fold(other, metric)
-    common = sorted(f for f in a if f in b and a[f][0] == b[f][0])
-    x = [a[f][1] for f in common]
-    y = [b[f][1] for f in common]
-    out: dict[str, Any] = {"n_folds": len(common), "delta": (sum(y) - sum(x)) / len(common) if common else None,
-                           "wilcoxon_p": None, "ttest_p": None}
-    if len(common) >= 2 and any(u != v for u, v in zip(x, y)):
-        out["wilcoxon_p"] = float(stats.wilcoxon(y, x).pvalue)
-        out["ttest_p"] = float(stats.ttest_rel(y, x).pvalue)
-    return out
+def metric_names(agg: dict[str, Any]) -> list[str]:
+    """The metrics summarised over a run's jobs (WA, UA, macro-F1; CCC, r, RMSE per dimension)."""
+    return list(agg.get("metrics") or METRICS)
 
 
 def compare(aggs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Rows for `sercli eval --compare`: every run against the first one."""
     base = aggs[0][1]
+    if any(metric_names(agg) != metric_names(base) for _, agg in aggs):
+        from sercli.evaluation.dimensions import refuse_mixed
+
+        refuse_mixed(aggs)
+    if headline(base) != "UA":  # dimensional targets: every CCC, r and RMSE; paired tests on the mean CCC
+        from sercli.evaluation.dimensions import compare_row
+
+        rows = [{"run": name, "strategy": strategy_label(agg["strategy"]), **compare_row(agg)} for name, agg in aggs]
+        for row, (_, agg) in list(zip(rows, aggs))[1:]:
+            row["vs_first"] = paired_tests(base, agg, "CCC")
+        return rows
     rows = []
     for k, (name, agg) in enumerate(aggs):
         row = {

@@ -46,15 +46,16 @@ def confusion_png(metrics: dict[str, Any], path: Path, title: str = "", seeds: i
 
 
 def training_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Train loss, validation loss and validation UA per epoch, stages shaded apart."""
+    """Train loss, validation loss and validation UA (or CCC: `score_key`) per epoch, stages shaded apart."""
     plt = _pyplot()
     if not history:
         return
+    key = score_key(history)
     x = list(range(1, len(history) + 1))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.plot(x, [h["train_loss"] for h in history], label="train loss")
     ax1.plot(x, [h["val_loss"] for h in history], label="val loss")
-    ax2.plot(x, [h["val_UA"] for h in history], label="val UA", color="tab:green")
+    ax2.plot(x, [h[key] for h in history], label=key.replace("_", " "), color="tab:green")
     start = 0
     for k in range(1, len(history) + 1):  # a vertical line and a name per training stage
         if k == len(history) or history[k]["stage"] != history[start]["stage"]:
@@ -67,12 +68,42 @@ def training_curves(history: list[dict[str, Any]], path: Path, title: str = "") 
     for n, k in enumerate(chosen_epochs(history)):  # the epoch early stopping kept, per stage
         for ax in (ax1, ax2):
             ax.axvline(k + 1, color="tab:red", lw=0.9, ls=":", label="chosen epoch" if n == 0 else None)
-        ax2.plot([k + 1], [history[k]["val_UA"]], "o", color="tab:red", ms=4)
+        ax2.plot([k + 1], [history[k][key]], "o", color="tab:red", ms=4)
     ax1.set_xlabel("epoch")
     ax2.set_xlabel("epoch")
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)
-    ax2.set_ylim(0, 1)
+    ax2.set_ylim(min(0.0, min(h[key] for h in history)), 1)  # a CCC can be below 0
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def score_key(history: list[dict[str, Any]]) -> str:
+    """What early stopping kept the best of: val_UA, val_CCC (dimensional targets) or val_score
+    (a multi-task head: their mean)."""
+    first = history[0] if history else {}
+    return next((k for k in ("val_score", "val_CCC") if k in first), "val_UA")
+
+
+def values_png(truth, predicted, targets: list[str], path: Path, title: str = "") -> None:
+    """Predicted against true values, one panel per dimensional target, with the identity line
+    (where a CCC of 1 puts every point) and each panel's CCC."""
+    import numpy as np
+
+    from sercli.core.metrics import ccc
+
+    plt = _pyplot()
+    t, p = np.asarray(truth, dtype=float), np.asarray(predicted, dtype=float)
+    fig, axes = plt.subplots(1, len(targets), figsize=(3.4 * len(targets), 3.4), squeeze=False)
+    for k, (ax, name) in enumerate(zip(axes[0], targets)):
+        ax.scatter(t[:, k], p[:, k], s=6, alpha=0.35)
+        lo, hi = float(min(t[:, k].min(), p[:, k].min())), float(max(t[:, k].max(), p[:, k].max()))
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+        ax.set_xlabel(f"true {name}")
+        ax.set_ylabel(f"predicted {name}")
+        ax.set_title(f"{name}: CCC {ccc(t[:, k], p[:, k]):.3f}", fontsize=9)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -83,12 +114,12 @@ def chosen_epochs(history: list[dict[str, Any]]) -> list[int]:
     """The (0-based) history index early stopping kept in each training stage (refit stages
     train a fixed number of epochs: none chosen there): the best validation UA, ties to the
     lower validation loss, then the earlier epoch, as sercli.learning.train.Trainer.fit keeps it."""
-    out, start = [], 0
+    out, start, key = [], 0, score_key(history)
     for k in range(1, len(history) + 1):
         if k == len(history) or history[k].get("stage") != history[start].get("stage"):
             stage = history[start:k]
-            if not str(stage[0].get("stage", "")).startswith("refit") and all("val_UA" in h for h in stage):
-                best = max(range(len(stage)), key=lambda i: (stage[i]["val_UA"], -stage[i].get("val_loss", 0.0), -i))
+            if not str(stage[0].get("stage", "")).startswith("refit") and all(key in h for h in stage):
+                best = max(range(len(stage)), key=lambda i: (stage[i][key], -stage[i].get("val_loss", 0.0), -i))
                 out.append(start + best)
             start = k
     return out

@@ -201,6 +201,9 @@ def run_probabilities(run: str | Path, records: list[dict[str, Any]], where: str
         if other["labels"] != config["labels"] or other["features"] != config["features"]:
             raise SercliError(f"{run}: its models use different labels or features")
     labels = list(config["labels"])
+    if config.get("targets"):
+        raise SercliError(f"{where}: run {run} predicts {', '.join(config['targets'])} (--target); a gate "
+                          "needs a run that classifies emotions")
     if not records:
         return labels, np.zeros((0, len(labels)), dtype=np.float32)
     if feature_meta(records) != config["features"]:

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sercli.evaluation.evaluate import METRICS
+from sercli.evaluation.evaluate import metric_names
 
 MAX_CURVES = 12  # jobs whose training curves the page shows (a 10-fold x 5-seed run has 50)
 
@@ -43,7 +43,7 @@ def write_layer_weights(run: Path, path: Path) -> bool:
     return bool(weights)
 
 
-def html_report(run: Path, agg: dict[str, Any], path: Path, title: str | None = None) -> None:
+def html_report(run: Path, agg: dict[str, Any], path: Path, title: str | None = None, results=None) -> None:
     """One HTML file: the run's setting, the jobs, mean/std/CI, pooled recall and confusion
     (mean counts per seed), the confusion matrix, layer weights and training curves."""
     from sercli.evaluation.describe import describe_run, seeds_of
@@ -59,25 +59,36 @@ def html_report(run: Path, agg: dict[str, Any], path: Path, title: str | None = 
     parts.append(_table([], [[k, v] for k, v in setting.items()]))
     parts.append("<h2>Test metrics</h2>")
     one = len(agg["jobs"]) < 2
+    names = metric_names(agg)  # WA, UA, macro-F1; or CCC, r, RMSE per dimensional target
     parts.append(_table(["metric", "mean", "std", "95% CI"], [
         [m, f"{agg[m]['mean']:.4f}", "-" if one else f"{agg[m]['std']:.4f}",
-         "-" if one else f"{agg[m]['ci95'][0]:.4f} – {agg[m]['ci95'][1]:.4f}"] for m in METRICS]))
-    parts.append(_table(["job", "fold", "seed", "n", "WA", "UA", "macro-F1"], [
-        [j["name"], j["fold"], j["seed"], j["n"], f"{j['WA']:.4f}", f"{j['UA']:.4f}", f"{j['macro_F1']:.4f}"]
-        for j in agg["jobs"]]))
+         "-" if one else f"{agg[m]['ci95'][0]:.4f} – {agg[m]['ci95'][1]:.4f}"] for m in names]))
+    parts.append(_table(["job", "fold", "seed", "n", *names], [
+        [j["name"], j["fold"], j["seed"], j["n"], *(f"{j[m]:.4f}" for m in names)] for j in agg["jobs"]]))
     pooled = agg["pooled"]
-    labels = pooled["labels"]
-    parts.append(f"<h2>All test predictions pooled</h2><p>n = {pooled['n']}, WA {pooled['WA']:.4f}, "
-                 f"UA {pooled['UA']:.4f}, macro-F1 {pooled['macro_F1']:.4f}"
-                 + (f"; counts are means over {seeds} seeds (each utterance once)" if seeds > 1 else "") + "</p>")
-    rows = [[lab, *[f"{v / seeds:.1f}" if seeds > 1 else v for v in row],
-             "-" if pooled["recall"].get(lab) is None else f"{pooled['recall'][lab]:.3f}"]
-            for lab, row in zip(labels, pooled["confusion"])]
-    parts.append(_table(["true \\ predicted", *labels, "recall"], rows))
+    if agg.get("targets"):
+        parts.append(f"<h2>All test predictions pooled</h2><p>n = {pooled['n']}</p>")
+        parts.append(_table(["target", "CCC", "r", "RMSE"], [
+            [t, *(f"{pooled[f'{m}_{t}']:.4f}" for m in ("CCC", "r", "RMSE"))] for t in agg["targets"]]))
+    labels = pooled.get("labels") or []
+    if labels:
+        parts.append(f"<h2>Pooled emotion predictions</h2><p>n = {pooled['n']}, WA {pooled['WA']:.4f}, "
+                     f"UA {pooled['UA']:.4f}, macro-F1 {pooled['macro_F1']:.4f}"
+                     + (f"; counts are means over {seeds} seeds (each utterance once)" if seeds > 1 else "") + "</p>")
+        rows = [[lab, *[f"{v / seeds:.1f}" if seeds > 1 else v for v in row],
+                 "-" if pooled["recall"].get(lab) is None else f"{pooled['recall'][lab]:.3f}"]
+                for lab, row in zip(labels, pooled["confusion"])]
+        parts.append(_table(["true \\ predicted", *labels, "recall"], rows))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        confusion_png(pooled, tmp / "confusion.png", title=f"{run.name}: pooled test predictions", seeds=seeds)
-        parts.append(_img(tmp / "confusion.png", "confusion matrix"))
+        if labels:
+            confusion_png(pooled, tmp / "confusion.png", title=f"{run.name}: pooled test predictions", seeds=seeds)
+            parts.append(_img(tmp / "confusion.png", "confusion matrix"))
+        if results is not None and agg.get("targets"):
+            from sercli.evaluation.write import values_figure
+
+            values_figure(results, agg["targets"], tmp / "values.png", f"{run.name}: pooled test predictions")
+            parts.append(_img(tmp / "values.png", "predicted against true values"))
         if write_layer_weights(run, tmp / "layers.png"):
             parts.append("<h2>Learnt layer weights</h2>" + _img(tmp / "layers.png", "layer weights"))
         jobs = jobs_of(run)

@@ -13,30 +13,33 @@ import io
 import json
 from typing import Any
 
-from sercli.evaluation.evaluate import METRICS
+from sercli.evaluation.evaluate import metric_names
 
 
 def predictions_csv(records: list[dict[str, Any]]) -> str:
+    """(a run with dimensional targets: one ``predicted_TARGET`` column per target, from ``values``)"""
     labels: list[str] = []
+    targets: list[str] = []
     columns: list[str] = []
     for rec in records:
         for key in rec:
-            if key != "probabilities" and key not in columns:
+            if key not in ("probabilities", "values") and key not in columns:
                 columns.append(key)
-        for lab in rec.get("probabilities") or {}:
-            if lab not in labels:
-                labels.append(lab)
+        for names, field in ((labels, "probabilities"), (targets, "values")):
+            names += [n for n in rec.get(field) or {} if n not in names]
     rows = []
     for rec in records:
         row = {k: _cell(rec.get(k)) for k in columns}
         row.update({f"p_{lab}": (rec.get("probabilities") or {}).get(lab, "") for lab in labels})
+        row.update({f"predicted_{t}": (rec.get("values") or {}).get(t, "") for t in targets})
         rows.append(row)
-    return _write([*columns, *(f"p_{lab}" for lab in labels)], rows)
+    return _write([*columns, *(f"p_{lab}" for lab in labels), *(f"predicted_{t}" for t in targets)], rows)
 
 
 def metrics_csv(agg: dict[str, Any]) -> str:
     pooled = agg["pooled"]
     labels = list(pooled.get("labels") or [])
+    METRICS = metric_names(agg)  # WA, UA, macro-F1; or CCC, r, RMSE per dimensional target
     columns = ["row", "fold", "seed", "n", *METRICS, *(f"recall_{lab}" for lab in labels)]
     rows = [{"row": "job", "fold": j["fold"], "seed": j["seed"], "n": j["n"], **{m: j[m] for m in METRICS}}
             for j in agg["jobs"]]

@@ -139,7 +139,7 @@ def split_val(fold: Fold, val_fraction: float, seed: int) -> tuple[list[Record],
     if fold.val is not None:
         return fold.pool, fold.val
     pool = fold.pool
-    y = [r["emotion"] for r in pool]
+    y = [str(r.get("emotion", "")) for r in pool]  # a regression run's records may have no emotion
     need = set(y)
     candidates = _val_candidates(fold, val_fraction, seed)
     good = [(tr, va) for tr, va in candidates if len(tr) and len(va) and {y[i] for i in tr} == need]
@@ -159,7 +159,7 @@ def _val_candidates(fold: Fold, val_fraction: float, seed: int) -> list[tuple[An
 
     pool = fold.pool
     groups = [speaker(r) for r in pool]
-    y = [r["emotion"] for r in pool]
+    y = [str(r.get("emotion", "")) for r in pool]
     n_groups = len(set(groups))
     n_splits = max(2, round(1 / val_fraction))
     with warnings.catch_warnings():  # "least populated class has only N members": checked by check_fold
@@ -287,7 +287,7 @@ def _kfold(records: list[Record], k: int, allow_overlap: bool) -> list[Fold]:
     from sklearn.model_selection import GroupKFold, StratifiedKFold
 
     groups = [speaker(r) for r in records]
-    y = [r["emotion"] for r in records]
+    y = [str(r.get("emotion", "")) for r in records]
     if len(records) < k:
         raise SercliError(f"kfold:{k} needs at least {k} records (there are {len(records)})")
     if len(set(groups)) >= k:

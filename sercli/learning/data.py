@@ -15,17 +15,30 @@ from sercli.features.read import read_features
 @dataclass
 class Examples:
     """Records with integer labels and a domain (0 = real, 1 = synthetic); with ``norm``, each
-    record's features are read standardised by its (mean, std) there (`sercli.learning.speakernorm`)."""
+    record's features are read standardised by its (mean, std) there (`sercli.learning.speakernorm`);
+    with ``values``, the (N, K) numbers of the run's dimensional targets (`sercli.core.targets`)."""
 
     records: list[dict[str, Any]]
     labels: list[int]
     domains: list[int]
     norm: list[tuple[np.ndarray, np.ndarray] | None] | None = None
+    values: np.ndarray | None = None
 
     @classmethod
-    def build(cls, records, label_index: dict[str, int], domain: int) -> "Examples":
-        keep = [r for r in records if r["emotion"] in label_index]
-        return cls(keep, [label_index[r["emotion"]] for r in keep], [domain] * len(keep))
+    def build(cls, records, label_index: dict[str, int], domain: int, targets: list[str] | None = None) -> "Examples":
+        """The records whose emotion is in ``label_index`` (every record when it is empty and
+        ``targets`` are given: a regression run has no classes; label 0 each), with their
+        ``targets`` values."""
+        if targets and not label_index:
+            keep, labels = list(records), [0] * len(records)
+        else:
+            keep = [r for r in records if r["emotion"] in label_index]
+            labels = [label_index[r["emotion"]] for r in keep]
+        if not targets:
+            return cls(keep, labels, [domain] * len(keep))
+        from sercli.core.targets import values
+
+        return cls(keep, labels, [domain] * len(keep), values=values(keep, targets))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -34,13 +47,20 @@ class Examples:
         norm = None
         if self.norm is not None or other.norm is not None:
             norm = (self.norm or [None] * len(self)) + (other.norm or [None] * len(other))
-        return Examples(self.records + other.records, self.labels + other.labels, self.domains + other.domains, norm)
+        values = None
+        if self.values is not None or other.values is not None:
+            if self.values is None or other.values is None:
+                raise SercliError("cannot join examples with target values and examples without")
+            values = np.concatenate([self.values, other.values])
+        return Examples(self.records + other.records, self.labels + other.labels, self.domains + other.domains, norm,
+                        values)
 
     def subset(self, idx: Iterable[int]) -> "Examples":
         idx = list(idx)
         return Examples(
             [self.records[i] for i in idx], [self.labels[i] for i in idx], [self.domains[i] for i in idx],
             None if self.norm is None else [self.norm[i] for i in idx],
+            None if self.values is None else self.values[np.asarray(idx, dtype=int)].reshape(len(idx), self.values.shape[1]),
         )
 
     def speakers(self) -> list[str]:

@@ -158,9 +158,11 @@ def dropped_message(name: str, dropped: dict[str, int]) -> str | None:
     return f"{name}: dropped {sum(dropped.values())} synthetic utterances ({parts})"
 
 
-def examples(job: Split, labels: list[str], *, norm: str, finetune: Any = None, where: str = "") -> tuple:
-    """(training, validation, synthetic) Examples of a job; with ``norm == "speaker"`` each part
-    standardised speaker by speaker with its own statistics."""
+def examples(job: Split, labels: list[str], *, norm: str, finetune: Any = None, where: str = "",
+             targets: list[str] | None = None) -> tuple:
+    """(training, validation, synthetic) Examples of a job (with the values of ``targets``, the
+    run's dimensional targets); with ``norm == "speaker"`` each part standardised speaker by
+    speaker with its own statistics."""
     from sercli.learning import speakernorm
     from sercli.learning.data import Examples
 
@@ -170,6 +172,10 @@ def examples(job: Split, labels: list[str], *, norm: str, finetune: Any = None, 
         from sercli.learning.finetune import run_inputs
 
         build = run_inputs(finetune)[0]
+    if targets:
+        from functools import partial
+
+        build = partial(build, targets=targets)
     out = [build(job.train, index, 0), build(job.val, index, 0), build(job.synthetic, index, 1)]
     if norm == "speaker":
         names = (f"{where} training part", f"{where} validation part", "--synthetic")

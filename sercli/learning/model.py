@@ -79,11 +79,15 @@ class HeadModule(nn.Module):
 
 def probabilities(model, examples, batch_size: int, device: str = "cpu") -> np.ndarray:
     """Class probabilities (N, C) of ``examples`` (anything with ``len`` and ``features(i)``:
-    `Examples`, `Arrays`), in batches of ``batch_size`` padded along frames. The one inference
-    path: training's validation, `eval` and `predict` all go through it."""
+    `Examples`, `Arrays`), in batches of ``batch_size`` padded along frames; a model with
+    dimensional targets (``config["targets"]``, K of them) gives (N, C + K): its K predicted
+    values, on the targets' own scale, after the C probabilities (C = 0 for a regression-only
+    head). The one inference path: training's validation, `eval` and `predict` all go through it."""
     import torch
 
     model.eval()
+    k = len(model.config.get("targets") or [])
+    c = int(model.config["num_classes"]) - k
     out = []
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
@@ -93,6 +97,19 @@ def probabilities(model, examples, batch_size: int, device: str = "cpu") -> np.n
             x = np.zeros((len(feats), L, max(lengths), D), dtype=np.float32)
             for b, f in enumerate(feats):
                 x[b, :, : f.shape[1]] = f
-            logits = model(torch.from_numpy(x).to(device), torch.tensor(lengths).to(device))
-            out.append(torch.softmax(logits, -1).cpu())
+            raw = model(torch.from_numpy(x).to(device), torch.tensor(lengths).to(device))
+            parts = [torch.softmax(raw[:, :c], -1)] if c else []
+            if k:  # the head learns z-scores of the targets (training statistics): back to their scale
+                mean, std = (torch.tensor(model.config[key], dtype=raw.dtype, device=raw.device)
+                             for key in ("target_mean", "target_std"))
+                parts.append(raw[:, c:] * std + mean)
+            out.append(torch.cat(parts, -1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.config["num_classes"]), dtype=np.float32)
+
+
+def set_targets(model: HeadModule, targets: list[str], mean, std) -> HeadModule:
+    """Record in ``model.config`` the dimensional targets its last len(targets) outputs predict,
+    and the training statistics they are learnt in z-scores of (kept in the run's config.json)."""
+    model.config.update(targets=list(targets), target_mean=[float(v) for v in mean],
+                        target_std=[float(v) for v in std])
+    return model

@@ -27,7 +27,7 @@ def check_fraction(fraction: float) -> float:
 
 
 def cell(rec: Record) -> tuple[str, str]:
-    return str(rec.get("speaker", "") or ""), str(rec["emotion"])
+    return str(rec.get("speaker", "") or ""), str(rec.get("emotion", ""))
 
 
 def keep_fraction(records: list[Record], fraction: float, seed: int) -> list[Record]:

@@ -90,11 +90,12 @@ def choose(cfg, fit: Fit, *, grid: dict[str, list[Any]] | None = None, n_trials:
         params = {k: _suggest(trial, k, v) for k, v in spec.items()}
         trial_cfg = apply(cfg, params)
         score, row, kept = fit(trial_cfg)
-        trials.append({**params, "val_UA": score, **row})
+        what = "CCC" if cfg.targets and "val_WA" not in row else "score" if cfg.targets else "UA"  # what `fit` scores
+        trials.append({**params, f"val_{what}": score, **row})
         if not best or score > best["score"]:  # the first of the best wins ties
             best.update(score=score, params=params, cfg=trial_cfg, kept=kept)
         shown = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
-        info(f"{where}trial {len(trials)}/{n}: {shown}: validation UA {score:.4f}")
+        info(f"{where}trial {len(trials)}/{n}: {shown}: validation {what} {score:.4f}")
         return score
 
     study = optuna.create_study(direction="maximize", sampler=sampler)

@@ -49,6 +49,7 @@ class TrainConfig:
     norm: str = "none"  # "speaker": features standardised per speaker (sercli.learning.speakernorm)
     search: int = 0  # optuna trials per training fold (0: none)
     finetune: dict[str, Any] | None = None  # set by fine-tuning: backbone name, options, mode
+    targets: list[str] = field(default_factory=list)  # --target: numeric fields to predict (sercli.learning.targets)
 
     def __post_init__(self) -> None:
         from sercli.core.errors import SercliError
@@ -57,6 +58,8 @@ class TrainConfig:
             raise SercliError(f"--norm {self.norm!r}: expected {' or '.join(NORMS)}")
         if self.search < 0:
             raise SercliError(f"--search {self.search}: expected a number of trials, 0 or more")
+        if self.targets and self.finetune:
+            raise SercliError("--target trains a head on stored features: it does not go with --finetune yet")
         # every option spelt out (defaults too), so that run folders say what was trained
         self.head_options = head_plugin(self.head, self.head_options).options.model_dump(mode="json")
 
@@ -143,7 +146,13 @@ class Trainer:
             return trainer_model(self, stats_from)
         seed_everything(self.cfg.seed)
         L, _, D = stats_from.features(0).shape
-        model = build_head(self.cfg.head, self.cfg.head_options, L, D, len(self.labels))
+        targets = self.cfg.targets
+        model = build_head(self.cfg.head, self.cfg.head_options, L, D, len(self.labels) + len(targets))
+        if targets:  # the head learns z-scores of the targets, with the training part's statistics
+            from sercli.learning.model import set_targets
+            from sercli.learning.targets import stats
+
+            set_targets(model, targets, *stats(stats_from.values))
         if self.cfg.standardize:
             mean, std = layer_stats(stats_from, seed=self.cfg.seed)
             model.mean.copy_(torch.from_numpy(mean))
@@ -151,7 +160,7 @@ class Trainer:
         return model.to(self.cfg.device)
 
     def class_weights(self, train: Examples) -> torch.Tensor | None:
-        if not self.cfg.balanced:
+        if not self.cfg.balanced or not self.labels:
             return None
         counts = np.bincount(train.labels, minlength=len(self.labels)).astype(np.float64)
         w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
@@ -175,6 +184,11 @@ class Trainer:
         change the loop (see FitHooks). Returns ``model`` itself, trained in place.
         """
         cfg = self.cfg
+        if cfg.targets:
+            from sercli.learning.targets import batch_values, ccc_loss, check_hooks
+
+            check_hooks(hooks)
+        c = len(self.labels)  # the first c outputs are class logits, the others the targets' z-scores
         hooks = hooks or FitHooks()
         extra, extra_loss, augment, mix = hooks.extra, hooks.extra_loss, hooks.augment, hooks.mix
         seed_everything(cfg.seed)
@@ -210,6 +224,11 @@ class Trainer:
                     emb, y2, lam = mix(emb, y, gen)
                     logits = head.classifier(emb)
                     loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y2)
+                elif cfg.targets:
+                    out = head.classifier(emb)
+                    loss = ccc_loss(out[:, c:], batch_values(head, train, idx, cfg.device))
+                    if c:  # multi-task: the emotion's cross-entropy beside the targets' CCC
+                        loss = loss + loss_fn(out[:, :c], y)
                 else:
                     loss = loss_fn(head.classifier(emb), y)
                 if extra_loss is not None:
@@ -220,13 +239,13 @@ class Trainer:
                 total += loss.item() * len(idx)
                 n += len(idx)
             val_loss, val_metrics = self.evaluate(model, val)
-            self.history.log(
-                stage=stage, epoch=epoch, train_loss=total / max(n, 1), val_loss=val_loss,
-                val_UA=val_metrics["UA"], val_WA=val_metrics["WA"],
-            )
+            shown = {f"val_{m}": val_metrics[m] for m in (("UA", "WA") if c else ()) + (("CCC",) if cfg.targets else ())}
+            if c and cfg.targets:
+                shown["val_score"] = val_metrics["score"]
+            self.history.log(stage=stage, epoch=epoch, train_loss=total / max(n, 1), val_loss=val_loss, **shown)
             if fixed:
                 continue
-            score = (val_metrics["UA"], val_loss)
+            score = (val_metrics["score"], val_loss)
             if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
                 best, best_epoch, bad = score, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
@@ -247,10 +266,17 @@ class Trainer:
         return probabilities(model, data, self.cfg.batch_size, self.cfg.device)
 
     def evaluate(self, model: HeadModule, data: Examples) -> tuple[float, dict[str, Any]]:
+        """(loss, metrics) on ``data``; ``metrics["score"]`` is what early stopping keeps the best
+        of: the UA, or with --target the mean CCC (a multi-task head: the mean of both)."""
         probs = self.predict(model, data)
+        if self.cfg.targets:
+            from sercli.learning.targets import evaluate
+
+            return evaluate(probs, data, self.labels, self.cfg.targets)
         y = np.asarray(data.labels)
         loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean()) if len(y) else 0.0
-        return loss, compute_metrics(y.tolist(), probs.argmax(1).tolist(), self.labels)
+        metrics = compute_metrics(y.tolist(), probs.argmax(1).tolist(), self.labels)
+        return loss, {**metrics, "score": metrics["UA"]}
 
 
 def fit_strategy(strategy, trainer: Trainer, real: Examples, synthetic: Examples, val: Examples) -> HeadModule:
@@ -320,6 +346,10 @@ def load_model(run_dir: Path) -> tuple[HeadModule, dict[str, Any]]:
     try:
         model = build_head(head["name"], head.get("options") or {}, head["num_layers"], head["dim"],
                            head["num_classes"])
+        if head.get("targets"):  # a head with dimensional targets: their names and training statistics
+            from sercli.learning.model import set_targets
+
+            set_targets(model, head["targets"], head["target_mean"], head["target_std"])
     except SercliError as exc:
         raise SercliError(f"{run_dir}: {exc}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -115,14 +115,16 @@ def plan_splits(plan: Plan) -> Splits:
             job = split_of(plan, fold, seed)
             train, val = job.train, job.val
             check_speakers(train + val, fold.test, plan.allow_speaker_overlap, fold.name, fold.given)
-            warnings += check_fold(fold, train, val, plan.labels, seed)
+            if plan.labels:  # a regression run has no classes to hold (--target without emotion)
+                warnings += check_fold(fold, train, val, plan.labels, seed)
             if speaker_norm:
                 speakers_of(train, f"{fold.name} training part (seed {seed})")
                 speakers_of(val, f"{fold.name} validation part (seed {seed})")
             splits[(i, seed)] = job
     for message in dict.fromkeys(warnings):
         warn(message)
-    warn_scarce([job.train for job in splits.values()], plan.labels)
+    if plan.labels:
+        warn_scarce([job.train for job in splits.values()], plan.labels)
     return splits
 
 
@@ -204,6 +206,7 @@ def run_plan(plan: Plan, out: Path, jobs: int | None = 1, cluster: Any = None,
             "kind": "cv",
             "protocol": plan.protocol,
             "labels": plan.labels,
+            **({"targets": plan.cfg.targets} if plan.cfg.targets else {}),
             "folds": [
                 {"name": f.name, "description": f.description, "test_speakers": sorted({speaker(r) for r in f.test}),
                  "n_test": len(f.test)}
@@ -327,7 +330,7 @@ def train_job(
 
     train, val, synthetic, leaked = job.train, job.val, job.synthetic, job.leaked
     real_ex, val_ex, syn_ex = prep.examples(job, plan.labels, norm=plan.cfg.norm, finetune=plan.cfg.finetune,
-                                            where=f"{fold.name} (seed {seed})")
+                                            where=f"{fold.name} (seed {seed})", targets=plan.cfg.targets)
     if len(syn_ex) < len(synthetic):
         warn(f"{len(synthetic) - len(syn_ex)} synthetic records have emotions not learnt; ignored")
 
@@ -336,8 +339,8 @@ def train_job(
         trainer = Trainer(cfg, plan.labels)
         model = fit_strategy(strategy, trainer, real_ex, syn_ex, val_ex)
         val_loss, val_metrics = trainer.evaluate(model, val_ex)
-        row = {"val_WA": val_metrics["WA"], "val_loss": val_loss}
-        return val_metrics["UA"], row, (model, trainer, val_metrics, strategy)
+        row = {f"val_{k}": val_metrics[k] for k in ("WA", "CCC") if k in val_metrics}
+        return val_metrics["score"], {**row, "val_loss": val_loss}, (model, trainer, val_metrics, strategy)
 
     chosen = choose(replace(plan.cfg, seed=seed), fit, grid=plan.tune, n_trials=plan.cfg.search, seed=seed,
                     where=f"{fold.name} seed {seed}: ")
@@ -362,6 +365,7 @@ def train_job(
     provenance = strategy.provenance()
     config = {
         "labels": plan.labels,
+        **({"targets": plan.cfg.targets} if plan.cfg.targets else {}),
         "features": features,
         "strategy": provenance,
         "train": config_dict(cfg),
@@ -382,5 +386,5 @@ def train_job(
     write_jsonl(out / TEST_FILE, fold.test)
     write_jsonl(out / LEAKED_FILE, [{"id": r.get("id"), "text": r.get("text")} for r in leaked])
     summary = {"n_train": len(real_ex), "n_synthetic": len(syn_ex), "n_synthetic_used": trainer.used.get("synthetic"),
-               "n_dropped_leak": len(leaked), "val_UA": val_metrics["UA"]}
+               "n_dropped_leak": len(leaked), **{f"val_{k}": val_metrics[k] for k in ("UA", "CCC") if k in val_metrics}}
     return summary, model.to("cpu"), {"head": model.config, **config}

@@ -13,8 +13,8 @@ def job_line(fold: Any, seed: int, summary: dict[str, Any]) -> str:
     had; a strategy that reports none is said to use none ("+ 0 of 24 synthetic")."""
     available, used = summary["n_synthetic"], summary.get("n_synthetic_used")
     synthetic = f"{used or 0} of {available} synthetic" if available else "0 synthetic"
-    return (f"{fold.name} ({fold.description}) seed {seed}: {summary['n_train']} real + {synthetic}, "
-            f"validation UA {summary['val_UA']:.4f}")
+    scores = ", ".join(f"{k} {summary[f'val_{k}']:.4f}" for k in ("UA", "CCC") if f"val_{k}" in summary)
+    return f"{fold.name} ({fold.description}) seed {seed}: {summary['n_train']} real + {synthetic}, validation {scores}"
 
 
 def learned_from(jobs: list[prep.Split]) -> str:

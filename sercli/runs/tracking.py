@@ -20,10 +20,10 @@ from typing import Any
 
 from sercli.evaluation.figures import chosen_epochs
 from sercli.core.runfolder import (
-    CONFIG_FILE, CONFUSION_FILE, CURVES_FILE, HISTORY_FILE, METRICS_FILE, RUN_FILE, jobs_of, read_json,
+    CONFIG_FILE, CONFUSION_FILE, CURVES_FILE, VALUES_FILE, HISTORY_FILE, METRICS_FILE, RUN_FILE, jobs_of, read_json,
 )
 
-CURVES = ("train_loss", "val_loss", "val_UA", "val_WA")
+CURVES = ("train_loss", "val_loss", "val_UA", "val_WA", "val_CCC", "val_score")
 
 
 def check_places(tracker, where: Path, own: Path | None = None) -> None:
@@ -84,16 +84,19 @@ def track(tracker, run: Path, where: Path) -> None:
                 tracker.figure(f"{tag}/curves", job["dir"] / CURVES_FILE)
         if (run / METRICS_FILE).exists():
             agg = read_json(run / METRICS_FILE)
-            rows = ["| job | n | WA | UA | macro-F1 |", "|---|---|---|---|---|"]
+            names = list(agg.get("metrics") or ("WA", "UA", "macro_F1"))  # a --target run: CCC, r, RMSE per target
+            rows = ["| job | n | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
             for step, j in enumerate(agg.get("jobs") or []):
-                for m in ("WA", "UA", "macro_F1"):
+                for m in names:
                     tracker.scalar(f"test/{m}", j[m], step)
-                rows.append(f"| {j['name']} | {j['n']} | {j['WA']:.4f} | {j['UA']:.4f} | {j['macro_F1']:.4f} |")
-            for m in ("WA", "UA", "macro_F1"):
+                rows.append(f"| {j['name']} | {j['n']} | " + " | ".join(f"{j[m]:.4f}" for m in names) + " |")
+            for m in names:
                 tracker.scalar(f"summary/{m}_mean", agg[m]["mean"])
                 tracker.scalar(f"summary/pooled_{m}", agg["pooled"][m])
             tracker.text("test_metrics", "\n".join(rows))
         if (run / CONFUSION_FILE).exists():
             tracker.figure("test/confusion", run / CONFUSION_FILE)
+        if (run / VALUES_FILE).exists():
+            tracker.figure("test/values", run / VALUES_FILE)
     finally:
         tracker.finish()
