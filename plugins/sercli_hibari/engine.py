@@ -12,8 +12,8 @@ set. The emotion table below sets, per emotion:
   the piper engine.
 
 End punctuation does not help: hibari speaks "!" with the pitch of "." (on a test sentence,
-median F0 190 against 187 Hz, F0 range 80 against 85 Hz), so the text is spoken as written. ``-O prosody=S`` scales the distance of
-each setting from neutral (0 = neutral for all).
+median F0 190 against 187 Hz, F0 range 80 against 85 Hz), so the text is spoken as written.
+``-O prosody=S`` scales the distance of each setting from neutral (0 = neutral for all).
 
 Voices: ``heart`` (American English, female) is in the wheel; hibari downloads the others
 (``emma``, ``fenrir``, ``fable``, ``kore``) on first use into its cache (``$HIBARI_HOME``, else
