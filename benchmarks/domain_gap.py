@@ -1,11 +1,11 @@
 """How far is synthetic speech from the corpus, per engine, and does degrading it or varying its
 prosody bring it closer?
 
-    python benchmarks/domain_gap.py tess --engines espeak,mbrola,piper,resynth
+    python benchmarks/domain_gap.py tess --engines espeak,mbrola,piper,hibari,resynth
     python benchmarks/domain_gap.py emodb --settings plain,jitter,degrade
 
 Each row is one way of making the offline synthetic set: an engine (``--engines``: template text
-in the corpus's language spoken by espeak, mbrola or piper, one voice a sentence; ``resynth``
+in the corpus's language spoken by espeak, mbrola, piper or hibari, one voice a sentence; ``resynth``
 remakes every recording of the corpus as a new WORLD speaker), or an espeak setting
 (``--settings``; ``plain``; ``jitter``: ``-O prosody_jitter=0.3``; ``degrade``: ``sercli degrade
 --snr 20 --reverb 0.3``; ``both``). On whisper-tiny.en features (every layer, mean+std, as
@@ -88,7 +88,8 @@ def wer(folder: Path, audio: Path, per_emotion: int) -> dict:
                 picked.append(json.dumps(rec) + "\n")
         sample = folder / f"wer-sample-{per_emotion}.jsonl"
         sample.write_text("".join(picked))
-        sercli("filter", sample, "-g", "asr", "-O", "max_wer=1000", "-o", out)
+        sercli("filter", sample, "-g", "asr", "-O", "max_wer=1000", "--dropped", folder / f"wer-dropped-{per_emotion}.jsonl",
+               "-o", out)
     scores = [((json.loads(line).get("provenance") or {}).get("filter") or {}).get("asr", {}).get("scores", {})
               for line in open(out)]
     values = [s["wer"] for s in scores if s.get("wer") is not None]
@@ -98,7 +99,7 @@ def wer(folder: Path, audio: Path, per_emotion: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus")
-    ap.add_argument("--engines", default="", help="engines, each with its plain setting: espeak,mbrola,piper,resynth")
+    ap.add_argument("--engines", default="", help="engines, each with its plain setting: espeak,mbrola,piper,hibari,resynth")
     ap.add_argument("--settings", default="", help=f"espeak settings: {','.join(SETTINGS)} (default: all, "
                     "when no --engines)")
     ap.add_argument("--n-text", type=int, default=100, help="template sentences per emotion")

@@ -53,6 +53,11 @@ class TTSEngine(Plugin):
         """The voices that can speak ``emotion`` (every voice when None)."""
         raise NotImplementedError
 
+    def more_voices(self) -> str:
+        """How to get voices beyond those ``voices()`` lists (a download, an option), said after
+        the list when ``--voices`` names one it lacks; "" when there is no other way."""
+        return ""
+
     def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
         """Write ``text`` spoken in ``emotion`` by ``voice`` to ``path`` as a mono WAV at
         ``sample_rate`` (use ``sercli.api.write_wav``: whole file or none). RecordError for

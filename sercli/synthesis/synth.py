@@ -91,10 +91,9 @@ def parse_voices(voices: str | None, tts, engine: str) -> list[str] | None:
         pool = list(tts.voices(None))
         unknown = [v for v in chosen if v not in pool]
         if unknown:
-            raise SercliError(
-                f"--voices: TTS engine {engine!r} has no voice {', '.join(map(repr, unknown))} "
-                f"(voices: {', '.join(pool) or 'none'})"
-            )
+            more = getattr(tts, "more_voices", lambda: "")()  # how to get others (a download, an option)
+            raise SercliError(f"--voices: TTS engine {engine!r} has no voice {', '.join(map(repr, unknown))} "
+                              f"(voices: {', '.join(pool) or 'none'}{'; ' + more if more else ''})")
     return chosen
 
 
