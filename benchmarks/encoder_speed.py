@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,20 +26,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import ROOT, manifest  # noqa: E402
+from extract_speed import timed  # noqa: E402
 
 
 def one(records: Path, backbone: str) -> dict:
+    """One extraction in a fresh process: wall time, and the CPU time and peak memory of its
+    whole process tree (sampled from /proc: the fork server's workers are grandchildren that
+    rusage would not count)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "sercli", "-q", "extract", str(records), "--backbone", backbone,
                "--layers", "all", "--pool", "mean+std", "--store", f"{tmp}/store", "-o", f"{tmp}/f.jsonl"]
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-        if os.waitstatus_to_exitcode(status):
-            raise SystemExit(f"sercli extract -b {backbone} failed")
+        wall, cpu, (rss, pss) = timed(cmd, watch_memory=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss / 2**20, "peak_pss_mb": pss / 2**20}
 
 
 def main() -> None:
@@ -67,17 +65,17 @@ def main() -> None:
         best = min(runs, key=lambda r: r["wall_s"])
         cpu = min(r["cpu_s"] for r in runs)
         rows.append({"backbone": backbone, "audio_s": audio, "runs": runs, "rt_wall": audio / best["wall_s"],
-                     "rt_cpu": audio / (cpu / args.cores), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)})
+                     "rt_cpu": audio / (cpu / args.cores), "peak_pss_mb": max(r["peak_pss_mb"] for r in runs)})
     load = os.getloadavg()[0]
     print(f"## {args.corpus}: `sercli extract --layers all --pool mean+std`, {len(lines)} clips, {audio:.0f} s of "
           f"audio, best of {args.repeats} (load average {load:.1f} on {os.cpu_count()} cores)\n")
-    print(f"| backbone | wall | CPU time | x real time (wall) | x real time (CPU / {args.cores} cores) | peak RSS |")
+    print(f"| backbone | wall | CPU time | x real time (wall) | x real time (CPU / {args.cores} cores) | peak memory (PSS) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         w = min(x["wall_s"] for x in r["runs"])
         c = min(x["cpu_s"] for x in r["runs"])
         print(f"| {r['backbone']} | {w:.1f} s | {c:.1f} s | {r['rt_wall']:.1f} | {r['rt_cpu']:.1f} | "
-              f"{r['peak_rss_mb']:.0f} MB |")
+              f"{r['peak_pss_mb']:.0f} MB |")
     path = bench / args.corpus / "encoder_speed.json"
     path.write_text(json.dumps({"rows": rows, "load": load, "args": vars(args)}, indent=1))
     print(f"\n(numbers: {path})")
