@@ -138,6 +138,27 @@ def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None,
     return proc
 
 
+# Ray's workers get what a test sets in os.environ only through the runtime environment given at
+# ray.init: the key the cluster tests' paid engine (tests/openai_server.py) expects
+RAY_TEST_ENV = {"OPENAI_API_KEY": "sk-test-cluster-synth"}
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray cluster of two CPUs for the whole test run, started by the first test that
+    asks for it (the modules marked ``xdist_group("ray")``, which one xdist worker runs): the
+    ``ray`` plugin joins an initialised Ray and leaves it running. Starting Ray costs seconds of
+    both cores, once instead of once per module."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": RAY_TEST_ENV})
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tests that run models in-process use one thread: on small shared machines torch's intra-op threads
