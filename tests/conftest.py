@@ -83,14 +83,20 @@ def _fresh_process_state() -> None:
     fastexit._first = None
 
 
-def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None, check: bool = False):
+def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None, check: bool = False,
+             site: Path | None = None):
     """`sercli ARGS` in this process, through the CLI's own error boundary (``sercli.cli._run``,
     what ``main`` runs), with stdout and stderr kept apart: returns a CompletedProcess as
     ``run_cli`` does, with the exit code ``main`` would exit with. For tests about what a command
     does and says, not about the process (signals, exit at interpreter level, file descriptors,
     workers dying): those use ``run_cli``. Each call starts from a new process's state (plugins,
     caches, environment, working directory, warnings, torch threads and signal handlers are put
-    back afterwards). An ``env`` that changes PYTHONPATH runs in a subprocess (``run_cli``)."""
+    back afterwards). An ``env`` that changes PYTHONPATH runs in a subprocess (``run_cli``).
+
+    ``site``: a folder of installed distributions (plugins: dist-info folders and their modules),
+    ahead of sys.path for this call, as PYTHONPATH would put it; the modules imported from it are
+    forgotten afterwards, so the next call imports its own."""
+    import importlib
     import signal
     import traceback
     import warnings
@@ -98,6 +104,11 @@ def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None,
     if env and "PYTHONPATH" in env:
         return run_cli(*args, input=input, env=env, cwd=cwd, check=check)
     from sercli import cli as cli_module
+
+    if site is not None:
+        site = str(site)
+        sys.path.insert(0, site)
+        importlib.invalidate_caches()
 
     argv = [str(a) for a in args]
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
@@ -132,6 +143,12 @@ def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None,
         if threads is not None:
             torch.set_num_threads(threads)
         _fresh_process_state()
+        if site is not None:
+            sys.path.remove(site)
+            for name, module in list(sys.modules.items()):
+                if str(getattr(module, "__file__", None) or "").startswith(site + os.sep):
+                    del sys.modules[name]
+            importlib.invalidate_caches()
     proc = subprocess.CompletedProcess(["sercli", *argv], code, streams.out.getvalue(), streams.err.getvalue())
     if check and proc.returncode != 0:
         raise AssertionError(f"sercli {' '.join(argv)} failed:\n{proc.stderr}")
