@@ -156,8 +156,10 @@ def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None,
 
 
 # Ray's workers get what a test sets in os.environ only through the runtime environment given at
-# ray.init: the key the cluster tests' paid engine (tests/openai_server.py) expects
-RAY_TEST_ENV = {"OPENAI_API_KEY": "sk-test-cluster-synth"}
+# ray.init: the key the cluster tests' paid engine (tests/openai_server.py) expects, and only the
+# plugins the cluster tests use (loading every plugin costs each new worker seconds)
+RAY_TEST_ENV = {"OPENAI_API_KEY": "sk-test-cluster-synth",
+                "SERCLI_LOAD_PLUGINS": "espeak,openai,fbank,strategies,heads"}
 
 
 @pytest.fixture(scope="session")

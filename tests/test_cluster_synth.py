@@ -95,14 +95,25 @@ def workers() -> list[psutil.Process]:
     return out
 
 
+def waiting_on(port: int) -> list[psutil.Process]:
+    """The plugin's Ray workers connected to the test server on ``port``."""
+    out = []
+    for proc in workers():
+        try:
+            if any(c.raddr and c.raddr.port == port for c in proc.net_connections("tcp")):
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def kill_workers(port: int | None = None, most: int = 1) -> list[int]:
     """SIGKILL up to ``most`` busy Ray workers of the plugin: titled ray::_Host.run (running a
     shard), or with ``port``, connected to the test server on that port (waiting on a request)."""
-    procs = workers()
     if port is not None:
-        busy = [p for p in procs if any(c.raddr and c.raddr.port == port for c in p.net_connections("tcp"))]
+        busy = waiting_on(port)
     else:
-        busy = [p for p in procs if p.info["cmdline"][0].startswith("ray::_Host.run")]
+        busy = [p for p in workers() if p.info["cmdline"][0].startswith("ray::_Host.run")]
     assert busy, "no busy worker to kill"
     for proc in busy[:most]:
         os.kill(proc.pid, signal.SIGKILL)
@@ -238,12 +249,14 @@ def test_paid_engine_killed_workers_repeat_no_answered_request(tmp_path, monkeyp
         run = Run(*args)
         run.start()
         wav_files = lambda: len(list(audio.glob("*.wav")))  # noqa: E731
+        port = int(server.url.split(":")[2].split("/")[0])
         wait_for(lambda: len(server.calls("/audio/speech")) > 10 and wav_files() == 10)
-        settled(lambda: len(server.calls("/audio/speech")))  # both workers reach held requests
+        wait_for(lambda: len(waiting_on(port)) == 2)  # both workers reach held requests (on a busy
+        settled(lambda: len(server.calls("/audio/speech")))  # machine one may start seconds later)
         assert wav_files() == 10
         answered = set(server.answered)
         in_flight = set(server.asked()) - answered
-        kills = len(kill_workers(port=int(server.url.split(":")[2].split("/")[0]), most=2))
+        kills = len(kill_workers(port=port, most=2))
         assert kills == 2, "both workers should have been waiting on the server"
         server.release()
         result = run.finish()
