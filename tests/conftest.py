@@ -83,14 +83,20 @@ def _fresh_process_state() -> None:
     fastexit._first = None
 
 
-def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None, check: bool = False):
+def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None, check: bool = False,
+             site: Path | None = None):
     """`sercli ARGS` in this process, through the CLI's own error boundary (``sercli.cli._run``,
     what ``main`` runs), with stdout and stderr kept apart: returns a CompletedProcess as
     ``run_cli`` does, with the exit code ``main`` would exit with. For tests about what a command
     does and says, not about the process (signals, exit at interpreter level, file descriptors,
     workers dying): those use ``run_cli``. Each call starts from a new process's state (plugins,
     caches, environment, working directory, warnings, torch threads and signal handlers are put
-    back afterwards). An ``env`` that changes PYTHONPATH runs in a subprocess (``run_cli``)."""
+    back afterwards). An ``env`` that changes PYTHONPATH runs in a subprocess (``run_cli``).
+
+    ``site``: a folder of installed distributions (plugins: dist-info folders and their modules),
+    ahead of sys.path for this call, as PYTHONPATH would put it; the modules imported from it are
+    forgotten afterwards, so the next call imports its own."""
+    import importlib
     import signal
     import traceback
     import warnings
@@ -98,6 +104,11 @@ def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None,
     if env and "PYTHONPATH" in env:
         return run_cli(*args, input=input, env=env, cwd=cwd, check=check)
     from sercli import cli as cli_module
+
+    if site is not None:
+        site = str(site)
+        sys.path.insert(0, site)
+        importlib.invalidate_caches()
 
     argv = [str(a) for a in args]
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
@@ -132,10 +143,39 @@ def run_here(*args, input: str | None = None, env: dict | None = None, cwd=None,
         if threads is not None:
             torch.set_num_threads(threads)
         _fresh_process_state()
+        if site is not None:
+            sys.path.remove(site)
+            for name, module in list(sys.modules.items()):
+                if str(getattr(module, "__file__", None) or "").startswith(site + os.sep):
+                    del sys.modules[name]
+            importlib.invalidate_caches()
     proc = subprocess.CompletedProcess(["sercli", *argv], code, streams.out.getvalue(), streams.err.getvalue())
     if check and proc.returncode != 0:
         raise AssertionError(f"sercli {' '.join(argv)} failed:\n{proc.stderr}")
     return proc
+
+
+# Ray's workers get what a test sets in os.environ only through the runtime environment given at
+# ray.init: the key the cluster tests' paid engine (tests/openai_server.py) expects, and only the
+# plugins the cluster tests use (loading every plugin costs each new worker seconds)
+RAY_TEST_ENV = {"OPENAI_API_KEY": "sk-test-cluster-synth",
+                "SERCLI_LOAD_PLUGINS": "espeak,openai,fbank,strategies,heads"}
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray cluster of two CPUs for the whole test run, started by the first test that
+    asks for it (the modules marked ``xdist_group("ray")``, which one xdist worker runs): the
+    ``ray`` plugin joins an initialised Ray and leaves it running. Starting Ray costs seconds of
+    both cores, once instead of once per module."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": RAY_TEST_ENV})
+    yield ray
+    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_here
 from test_plugin_faults import install
 from test_train_eval import make_corpus
 
@@ -22,8 +23,12 @@ QUICK = ["--epochs", "3", "--patience", "2", "--batch-size", "16"]
 HOOK = "from sercli.hookspecs import hookimpl\n"
 
 
-def sercli(*args, site: Path | None = None) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess, ``site`` (installed test plugins) ahead of this tree's PYTHONPATH."""
+def sercli(*args, site: Path | None = None, process: bool = False) -> subprocess.CompletedProcess:
+    """The CLI with ``site``'s test plugins installed ahead of this tree's: in this process
+    (``run_here``), or with ``process`` (and for extraction's worker processes, which import the
+    plugin) in a subprocess, ``site`` ahead on its PYTHONPATH."""
+    if not process:
+        return run_here(*args, site=site)
     path = os.pathsep.join(filter(None, [str(site) if site else None, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "SERCLI_QUIET": ""}
     return subprocess.run([sys.executable, "-m", "sercli", *map(str, args)], capture_output=True, text=True,
@@ -153,7 +158,8 @@ def test_a_num_frames_mismatch_is_one_line_naming_the_plugin(tmp_path):
     rows = [{"id": f"u{i}", "audio": str(write_tone(tmp_path / f"u{i}.wav", seconds=0.5 + 0.1 * i))} for i in range(3)]
     records.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "feats.jsonl"
-    proc = sercli("extract", records, "--backbone", "short", "--store", tmp_path / "store", "-o", out, site=site)
+    proc = sercli("extract", records, "--backbone", "short", "--store", tmp_path / "store", "-o", out, site=site,
+                  process=True)
     line = error_line(proc)
     assert "backbone 'short'" in line and "plugin 'short-backbone'" in line and "num_frames" in line
     assert not out.exists() or not out.read_text().strip()  # nothing stored with frames cut
@@ -181,7 +187,7 @@ def test_a_malformed_gate_verdict_is_one_line_naming_the_plugin(tmp_path):
     records = tmp_path / "in.jsonl"
     records.write_text('{"id": "a"}\n{"id": "b"}\n')
     kept, dropped = tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl"
-    proc = sercli("filter", records, "-g", "ok", "--dropped", dropped, "-o", kept, site=site)
+    proc = sercli("filter", records, "-g", "ok", "--dropped", dropped, "-o", kept, site=site, process=True)
     line = error_line(proc)
     assert "gate 'ok'" in line and "plugin 'ok-gate'" in line and "'ok'" in line
     for path in (kept, dropped):  # nothing judged by a verdict that means nothing
@@ -361,19 +367,20 @@ def test_the_example_gate_and_tracker_through_the_cli(site, tmp_path, corpus):  
     rows = [{"id": "short", "duration": 0.2}, {"id": "fine", "duration": 1.0}, {"id": "long", "duration": 30.0}]
     records.write_text("".join(json.dumps(r) + "\n" for r in rows))
     kept, dropped = tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl"
-    example_sercli(site, "filter", records, "-g", "duration", "--dropped", dropped, "-o", kept)
+    example_sercli(site, "filter", records, "-g", "duration", "--dropped", dropped, "-o", kept, here=True)
     assert [json.loads(line)["id"] for line in kept.read_text().splitlines()] == ["fine"]
     gone = {r["id"]: r for r in map(json.loads, dropped.read_text().splitlines())}
     assert set(gone) == {"short", "long"} and gone["short"]["filter_reason"].startswith("duration: 0.20 s < 0.5")
     assert gone["long"]["provenance"]["filter"]["duration"]["scores"] == {"seconds": 30.0}
     wide = tmp_path / "wide.jsonl"
     example_sercli(site, "filter", records, "-g", "duration", "-O", "max_seconds=40", "--dropped",
-                   tmp_path / "d2.jsonl", "-o", wide)
+                   tmp_path / "d2.jsonl", "-o", wide, here=True)
     assert [json.loads(line)["id"] for line in wide.read_text().splitlines()] == ["fine", "long"]
 
     real, _ = corpus
     run = tmp_path / "run"
-    example_sercli(site, "train", real, "--test-speakers", "spk3,spk4", "--tracker", "jsonl-log", "--out", run, *QUICK)
+    example_sercli(site, "train", real, "--test-speakers", "spk3,spk4", "--tracker", "jsonl-log", "--out", run, *QUICK,
+                   here=True)
     logged = [json.loads(line) for line in (run / "jsonl-log" / "scalars.jsonl").read_text().splitlines()]
     assert logged[0]["run"] == "run"
     metrics = json.loads((run / "metrics.json").read_text())

@@ -17,9 +17,9 @@ from sercli.core import plugins as pl
 from sercli.core.errors import SercliError
 from sercli.features.store import INDEX, FeatureStore
 
-from conftest import run_cli
+from conftest import run_cli, run_here
 
-# one Ray-using module at a time under pytest-xdist (--dist loadgroup): local clusters share ports
+# the Ray modules run on one pytest-xdist worker (--dist loadgroup), on one local cluster (conftest's local_ray)
 pytestmark = pytest.mark.xdist_group("ray")
 
 N = 200
@@ -41,7 +41,7 @@ def corpus(tmp_path_factory):
         lines.append(json.dumps({"id": f"u{i:03d}", "audio": str(path)}))
     recs = root / "recs.jsonl"
     recs.write_text("\n".join(lines) + "\n")
-    run_cli("extract", recs, "-b", "fbank", "-s", root / "local", "-o", root / "local.jsonl", check=True)
+    run_here("extract", recs, "-b", "fbank", "-s", root / "local", "-o", root / "local.jsonl", check=True)
     return root
 
 
@@ -72,7 +72,8 @@ def test_devices_cpu_cpu_equals_a_local_run(corpus):
     assert_same_as_local(corpus, corpus / "devices", out)
 
 
-def test_cluster_ray_cli_equals_a_local_run_and_stdout_carries_only_records(corpus):
+def test_cluster_ray_cli_equals_a_local_run_and_stdout_carries_only_records(corpus, local_ray):
+    """A process of its own that starts its own local cluster, as a user's does."""
     pytest.importorskip("ray")
     proc = run_cli("extract", corpus / "recs.jsonl", "-b", "fbank", "-s", corpus / "ray", "--cluster", "ray",
                    "--workers", "2", env={"SERCLI_QUIET": ""})
@@ -82,8 +83,8 @@ def test_cluster_ray_cli_equals_a_local_run_and_stdout_carries_only_records(corp
     assert all(line.startswith('{"id"') for line in proc.stdout.splitlines())  # records, nothing else
     assert "shard" in proc.stderr  # the one progress view
     assert_same_as_local(corpus, corpus / "ray", out)
-    # resuming: nothing left to do, nothing written twice
-    again = run_cli("extract", corpus / "recs.jsonl", "-b", "fbank", "-s", corpus / "ray", "--cluster", "ray")
+    # resuming (in this process, on the test run's cluster): nothing left to do, nothing written twice
+    again = run_here("extract", corpus / "recs.jsonl", "-b", "fbank", "-s", corpus / "ray", "--cluster", "ray")
     assert again.returncode == 0 and "Resuming: 200 of 200" in again.stderr
     assert_same_as_local(corpus, corpus / "ray")
 
@@ -102,8 +103,7 @@ def host_pids() -> list[int]:
     return pids
 
 
-def test_a_killed_worker_still_leaves_every_record_once(corpus, monkeypatch):
-    pytest.importorskip("ray")
+def test_a_killed_worker_still_leaves_every_record_once(corpus, local_ray, monkeypatch):
     from sercli.features.extract import ExtractConfig
     from sercli.features import distributed
 
@@ -129,7 +129,7 @@ def test_a_killed_worker_still_leaves_every_record_once(corpus, monkeypatch):
             later.extend(host_pids())
 
     cluster = pl.create("cluster", "ray", {"num_cpus": 2})
-    cluster.connect(None)
+    cluster.connect(None)  # joins the running local cluster
     try:
         errors: dict[str, str] = {}
         distributed.run_on_cluster(cluster, backbone, pairs, store, cfg, errors.__setitem__, workers=2,
@@ -182,13 +182,14 @@ def test_without_ray_the_cli_says_how_to_install_it(corpus, tmp_path):
 
 def test_bad_cluster_and_device_specs_fail_in_one_line(corpus, tmp_path):
     recs = corpus / "recs.jsonl"
-    for args, message in [
+    for i, (args, message) in enumerate([
         (["--cluster", "bogus"], "Unknown cluster 'bogus'"),
         (["--cluster", "ray", "--devices", "cpu,cpu"], "--devices and --cluster: choose one"),
         (["--device", "cuda:0", "--devices", "cpu,cpu"], "choose one"),
         (["--devices", "tpu:0"], "expected cpu, cuda or cuda:N"),
-    ]:
-        proc = run_cli("extract", recs, "-b", "fbank", "-s", tmp_path / "s", *args)
+    ]):
+        run = run_cli if i == 0 else run_here  # the first as a process of its own, the others in this one
+        proc = run("extract", recs, "-b", "fbank", "-s", tmp_path / "s", *args)
         assert proc.returncode == 1 and message in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "s").exists()  # nothing made before the error

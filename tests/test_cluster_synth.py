@@ -2,8 +2,8 @@
 and byte-identical audio as a local run, a worker killed mid-job, and a paid engine (the
 OpenAI-compatible test server) that is never asked twice for audio it already returned.
 
-One Ray runtime serves the module (started here; the `ray` plugin reuses an initialised Ray and
-leaves it running). The command runs in this process, in a thread, so the test can kill a
+One Ray runtime serves the test run (conftest's ``local_ray``; the `ray` plugin reuses an
+initialised Ray and leaves it running). The command runs in this process, in a thread, so the test can kill a
 worker while it works. Workers are found as the processes Ray titles ``ray::_Host`` (the
 plugin's actor class): `ray.util.state.list_actors` would need the dashboard, which this
 module does not start, to keep the cluster cheap.
@@ -12,7 +12,6 @@ module does not start, to keep the cluster cheap.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import signal
@@ -29,25 +28,22 @@ sf = pytest.importorskip("soundfile")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from conftest import RAY_TEST_ENV  # noqa: E402
 from openai_server import FakeOpenAI  # noqa: E402
 from sercli.cli import app  # noqa: E402
 from sercli.core.errors import SercliError  # noqa: E402
 
-# one Ray-using module at a time under pytest-xdist (--dist loadgroup): local clusters share ports
+# the Ray modules run on one pytest-xdist worker (--dist loadgroup), on one local cluster (conftest's local_ray)
 pytestmark = pytest.mark.xdist_group("ray")
 
-KEY = "sk-test-cluster-synth"
+KEY = RAY_TEST_ENV["OPENAI_API_KEY"]  # what the cluster's workers have in their environment
 EMOTIONS = ("happy", "sad", "angry", "neutral")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"OPENAI_API_KEY": KEY, "SERCLI_LOAD_PLUGINS": "espeak,openai"}})
-    yield
-    ray.shutdown()
+def cluster(local_ray):
+    """The test run's local Ray cluster (tests/conftest.py)."""
+    return local_ray
 
 
 def write_texts(path: Path, n: int, stem: str = "s") -> Path:
@@ -99,14 +95,25 @@ def workers() -> list[psutil.Process]:
     return out
 
 
+def waiting_on(port: int) -> list[psutil.Process]:
+    """The plugin's Ray workers connected to the test server on ``port``."""
+    out = []
+    for proc in workers():
+        try:
+            if any(c.raddr and c.raddr.port == port for c in proc.net_connections("tcp")):
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def kill_workers(port: int | None = None, most: int = 1) -> list[int]:
     """SIGKILL up to ``most`` busy Ray workers of the plugin: titled ray::_Host.run (running a
     shard), or with ``port``, connected to the test server on that port (waiting on a request)."""
-    procs = workers()
     if port is not None:
-        busy = [p for p in procs if any(c.raddr and c.raddr.port == port for c in p.net_connections("tcp"))]
+        busy = waiting_on(port)
     else:
-        busy = [p for p in procs if p.info["cmdline"][0].startswith("ray::_Host.run")]
+        busy = [p for p in workers() if p.info["cmdline"][0].startswith("ray::_Host.run")]
     assert busy, "no busy worker to kill"
     for proc in busy[:most]:
         os.kill(proc.pid, signal.SIGKILL)
@@ -242,12 +249,14 @@ def test_paid_engine_killed_workers_repeat_no_answered_request(tmp_path, monkeyp
         run = Run(*args)
         run.start()
         wav_files = lambda: len(list(audio.glob("*.wav")))  # noqa: E731
+        port = int(server.url.split(":")[2].split("/")[0])
         wait_for(lambda: len(server.calls("/audio/speech")) > 10 and wav_files() == 10)
-        settled(lambda: len(server.calls("/audio/speech")))  # both workers reach held requests
+        wait_for(lambda: len(waiting_on(port)) == 2)  # both workers reach held requests (on a busy
+        settled(lambda: len(server.calls("/audio/speech")))  # machine one may start seconds later)
         assert wav_files() == 10
         answered = set(server.answered)
         in_flight = set(server.asked()) - answered
-        kills = len(kill_workers(port=int(server.url.split(":")[2].split("/")[0]), most=2))
+        kills = len(kill_workers(port=port, most=2))
         assert kills == 2, "both workers should have been waiting on the server"
         server.release()
         result = run.finish()

@@ -15,7 +15,7 @@ import pytest
 from sercli.core.errors import SercliError
 from test_train_eval import FAST, invoke, make_corpus
 
-# one Ray-using module at a time under pytest-xdist (--dist loadgroup): local clusters share ports
+# the Ray modules run on one pytest-xdist worker (--dist loadgroup), on one local cluster (conftest's local_ray)
 pytestmark = pytest.mark.xdist_group("ray")
 
 ARGS = ["--cv", "loso", "--seeds", "0,1", "--norm", "none", *FAST]
@@ -31,15 +31,6 @@ def serial(tmp_path_factory, corpus):
     out = tmp_path_factory.mktemp("serial") / "run"
     invoke("train", corpus, *ARGS, "--jobs", "1", "--out", out)
     return out
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """A two-CPU local cluster, started once; `--cluster ray` joins the ray this process runs."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def same_jobs(a, b) -> None:

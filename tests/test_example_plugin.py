@@ -3,6 +3,7 @@ real CLI: one class per plugin family and a subcommand, written against the publ
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_tone
+from conftest import ROOT, run_here, write_tone
 from sercli.hookspecs import families
 from test_plugin_faults import install, one_line_about
 
@@ -30,11 +31,16 @@ def site(tmp_path_factory) -> Path:
     return target
 
 
-def sercli(site: Path, *args, check: bool = True) -> subprocess.CompletedProcess:
-    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "SERCLI_QUIET": ""}
-    proc = subprocess.run([sys.executable, "-m", "sercli", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=300)
+def sercli(site: Path, *args, check: bool = True, here: bool = False) -> subprocess.CompletedProcess:
+    """The CLI with ``site``'s plugins installed: a process of its own (PYTHONPATH), or with
+    ``here`` in this process (``run_here``), where what is checked is what the command does."""
+    if here:
+        proc = run_here(*args, site=site)
+    else:
+        path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path, "SERCLI_QUIET": ""}
+        proc = subprocess.run([sys.executable, "-m", "sercli", *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=300)
     if check:
         assert proc.returncode == 0, f"sercli {' '.join(map(str, args))}:\n{proc.stderr}"
         assert "Traceback" not in proc.stderr and "Warning: plugin" not in proc.stderr, proc.stderr
@@ -60,17 +66,19 @@ def test_it_registers_one_of_each_family(site):
 
 
 def test_each_family_through_the_cli(site, tmp_path):
+    """In this process, but for extraction on worker processes (they import the plugin): its own."""
+    here = functools.partial(sercli, here=True)
     # LLM backend -> TTS engine
     text = tmp_path / "text.jsonl"
-    sercli(site, "gen-text", "--backend", "example", "-e", "angry,sad", "-n", "3", "-o", text)
+    here(site, "gen-text", "--backend", "example", "-e", "angry,sad", "-n", "3", "-o", text)
     assert [r["emotion"] for r in records(text)] == ["angry"] * 3 + ["sad"] * 3
     synth = tmp_path / "synth.jsonl"
-    sercli(site, "synthesize", text, "--engine", "example", "-d", tmp_path / "audio",
+    here(site, "synthesize", text, "--engine", "example", "-d", tmp_path / "audio",
            "--voices-per-text", "2", "-o", synth)
     made = records(synth)
     assert len(made) == 12 and {r["voice"] for r in made} <= {"low", "mid", "high"}
     assert all(Path(r["audio"]).is_file() and r["duration"] > 0.2 for r in made)
-    bad = sercli(site, "synthesize", text, "--engine", "example", "-d", tmp_path / "audio",
+    bad = here(site, "synthesize", text, "--engine", "example", "-d", tmp_path / "audio",
                  "--voices", "mid,tenor", check=False)
     assert bad.returncode == 1 and "tenor" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
@@ -83,10 +91,10 @@ def test_each_family_through_the_cli(site, tmp_path):
                            freq=150 + 120 * e + 10 * s + 5 * k)
     (corpus / "angry" / "README.txt").write_text("not audio")
     real = tmp_path / "real.jsonl"
-    proc = sercli(site, "prepare", "folders", corpus, "-o", real)
+    proc = here(site, "prepare", "folders", corpus, "-o", real)
     rows = records(real)
     assert len(rows) == 15 and {r["speaker"] for r in rows} == {"s1", "s2", "s3"}
-    assert "folders" in sercli(site, "prepare", "--help").stdout  # corpora listed at runtime
+    assert "folders" in here(site, "prepare", "--help").stdout  # corpora listed at runtime
 
     # backbone
     feats = {}
@@ -96,7 +104,7 @@ def test_each_family_through_the_cli(site, tmp_path):
                "-o", feats[name])
     assert records(feats["real"])[0]["features"]["shape"][2] == 2
     # cluster: the same features, extracted shard by shard on the plugin's threads
-    sercli(site, "extract", real, "--backbone", "energy", "--store", tmp_path / "store-threads",
+    here(site, "extract", real, "--backbone", "energy", "--store", tmp_path / "store-threads",
            "--cluster", "threads://2", "-o", tmp_path / "threads.jsonl")
     assert [r["id"] for r in records(tmp_path / "threads.jsonl")] == [r["id"] for r in records(feats["real"])]
     from sercli.learning.data import read_features
@@ -106,21 +114,21 @@ def test_each_family_through_the_cli(site, tmp_path):
 
     # strategy
     run = tmp_path / "run"
-    proc = sercli(site, "train", feats["real"], "--synthetic", feats["synth"], "--strategy", "balance",
+    proc = here(site, "train", feats["real"], "--synthetic", feats["synth"], "--strategy", "balance",
                   "--out", run, "--test-speakers", "s3", "--val-speakers", "s2", "--epochs", "2",
                   "--head", "mlp", "-O", "hidden=8")
     assert run.is_dir()
 
     # head: chosen by --head, its options by -O, reloaded by eval
     run = tmp_path / "run-head"
-    sercli(site, "train", feats["real"], "--head", "last-layer", "-O", "dropout=0.1", "--out", run,
+    here(site, "train", feats["real"], "--head", "last-layer", "-O", "dropout=0.1", "--out", run,
            "--test-speakers", "s3", "--val-speakers", "s2", "--epochs", "2")
     head = json.loads((run / "config.json").read_text())["head"]
     assert head["name"] == "last-layer" and head["options"] == {"dropout": 0.1}
-    sercli(site, "eval", run)
+    here(site, "eval", run)
 
     # tracker: the run's scalars, as the plugin writes them
-    sercli(site, "track", run, "--tracker", "jsonl-log", "--out", tmp_path / "tracked")
+    here(site, "track", run, "--tracker", "jsonl-log", "--out", tmp_path / "tracked")
     logged = records(tmp_path / "tracked" / "run-head" / "scalars.jsonl")
     assert logged[0]["run"] == "run-head" and logged[0]["params"]["head"]["name"] == "last-layer"
     ua = [r["value"] for r in logged if r.get("tag") == "test/UA"]
@@ -152,7 +160,7 @@ def test_each_family_through_the_cli(site, tmp_path):
     assert all(abs(s["end"] - s["start"] - 0.4) < 0.011 for s in segments)
 
     # subcommand
-    proc = sercli(site, "example-stats", real, synth)
+    proc = here(site, "example-stats", real, synth)
     assert "27 records" in proc.stderr and "angry 15" in proc.stderr and "synthetic 12" in proc.stderr
 
 

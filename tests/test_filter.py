@@ -16,6 +16,10 @@ from sercli.cli import app
 from sercli.core.errors import SercliError
 from sercli.features.store import FeatureStore
 
+# one pytest-xdist worker runs the module (--dist loadgroup), so that its module-scoped fixtures
+# (the gates' models and corpus) are made once, not once on each worker
+pytestmark = pytest.mark.xdist_group("filter")
+
 SPOKEN = [  # (id, what espeak says, the text the record claims)
     ("clear", "Could you pick up the kids from school at three tomorrow?",
      "Could you pick up the kids from school at three tomorrow?"),

@@ -22,7 +22,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# one pytest-xdist worker runs the module (--dist loadgroup), so that its module-scoped fixtures
+# (the tiny models and their runs) are made once, not once on each worker
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.xdist_group("finetune")]
 
 SR = 16000
 EMOTIONS = ("angry", "sad")

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import run_cli, write_tone
+from conftest import run_cli, run_here, write_tone
 from sercli.core.audio import load_audio
 from sercli.core.errors import RecordError
 from sercli.core.records import RecordWriter, read_records
@@ -37,7 +37,7 @@ def test_non_utf8_records_name_the_file_and_the_line(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(b'{"id": "a", "emotion": "sad", "text": "fine"}\n'
                      b'{"id": "b", "emotion": "sad", "text": "caf\xe9"}\n')
-    err = one_error_line(run_cli("synthesize", path, "-d", tmp_path / "w", env=ENV))
+    err = one_error_line(run_here("synthesize", path, "-d", tmp_path / "w", env=ENV))
     assert f"{path} line 2: not UTF-8 text (byte 0xe9 at column 43)" in err
 
 
@@ -45,7 +45,7 @@ def _synthesize_refuses(tmp_path, text: str):
     """(path, the one error line) of `synthesize` on records ``text``; nothing is synthesised."""
     path = tmp_path / "r.jsonl"
     path.write_text(text)
-    err = one_error_line(run_cli("synthesize", path, "-d", tmp_path / "w", env=ENV))
+    err = one_error_line(run_here("synthesize", path, "-d", tmp_path / "w", env=ENV))
     assert not (tmp_path / "w").exists()
     return path, err
 
@@ -64,15 +64,15 @@ def test_a_field_of_the_wrong_type_names_file_line_and_field(tmp_path, line, fie
 
 
 def test_no_records_is_an_error_not_a_silent_success(tmp_path):
-    err = one_error_line(run_cli("synthesize", "-", "-d", tmp_path / "w", input="", env=ENV))
+    err = one_error_line(run_here("synthesize", "-", "-d", tmp_path / "w", input="", env=ENV))
     assert "no records on stdin" in err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert f"{empty}: no records in this file (it is empty)" in one_error_line(
-        run_cli("synthesize", empty, "-d", tmp_path / "w", env=ENV))
+        run_here("synthesize", empty, "-d", tmp_path / "w", env=ENV))
     blank = tmp_path / "blank.jsonl"
     blank.write_text("\n  \n")
-    assert f"{blank}: no records in this file" in one_error_line(run_cli("extract", blank, env=ENV))
+    assert f"{blank}: no records in this file" in one_error_line(run_here("extract", blank, env=ENV))
 
 
 def test_records_keep_line_separators_inside_strings(tmp_path):
@@ -95,20 +95,20 @@ def test_the_writer_refuses_nan_and_infinity_naming_the_record_and_field():
 
 def test_a_whole_but_unterminated_last_record_is_redone_not_lost(tmp_path):
     out = tmp_path / "t.jsonl"
-    run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
+    run_here("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
     out.write_bytes(out.read_bytes().rstrip(b"\n"))  # killed before the last newline
-    run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
+    run_here("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
     records = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(records) == 3 and len({r["id"] for r in records}) == 3
 
 
 def test_a_damaged_line_in_the_output_file_is_named_not_skipped(tmp_path):
     out = tmp_path / "t.jsonl"
-    run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
+    run_here("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV, check=True)
     lines = out.read_text().splitlines()
     out.write_text("\n".join([lines[0], '{"id": "sad-', lines[2]]) + "\n")
     before = out.read_text()
-    err = one_error_line(run_cli("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV))
+    err = one_error_line(run_here("gen-text", "-e", "sad", "-n", "3", "-o", out, env=ENV))
     assert f"{out} line 2: not a valid record" in err
     assert out.read_text() == before
 
@@ -159,7 +159,7 @@ def test_the_output_is_never_one_of_the_inputs(tmp_path):
     (tmp_path / "hard.jsonl").hardlink_to(src)
     (tmp_path / "soft.jsonl").symlink_to(src)
     for out in (src, tmp_path / "hard.jsonl", tmp_path / "soft.jsonl"):
-        err = one_error_line(run_cli("synthesize", src, "-d", tmp_path / "w", "-o", out, env=ENV))
+        err = one_error_line(run_here("synthesize", src, "-d", tmp_path / "w", "-o", out, env=ENV))
         assert "is also the file the records are read from" in err
     with open(src) as stdin:
         proc = subprocess.run([sys.executable, "-m", "sercli", "synthesize", "-", "-d", tmp_path / "w", "-o", src],
@@ -172,7 +172,7 @@ def test_the_output_is_never_one_of_the_inputs(tmp_path):
     csv = tmp_path / "corpus.csv"  # prepare generic: the corpus's own file
     csv.write_text(f"path,label\n{write_tone(tmp_path / 'a.wav')},sad\n")
     csv_before = csv.read_bytes()
-    err = one_error_line(run_cli("prepare", "generic", csv, "-o", csv, env={"SERCLI_LOAD_PLUGINS": "corpora"}))
+    err = one_error_line(run_here("prepare", "generic", csv, "-o", csv, env={"SERCLI_LOAD_PLUGINS": "corpora"}))
     assert "is also the file the records are read from" in err
     assert src.read_bytes() == before and csv.read_bytes() == csv_before
     assert not (tmp_path / "w").exists()

@@ -12,6 +12,10 @@ import pytest
 
 from sercli.core.metrics import mcnemar
 
+# one pytest-xdist worker runs the module (--dist loadgroup), so that its module-scoped fixtures
+# (the trained runs) are made once, not once on each worker
+pytestmark = pytest.mark.xdist_group("report_views")
+
 QUICK = ["--epochs", "4", "--patience", "2", "--batch-size", "16"]  # a few seconds a run
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_cli
+from conftest import run_here
 
 pytest.importorskip("pyworld", reason="the resynth engine needs pyworld-prebuilt (the test extra installs it)")
 
@@ -45,7 +45,8 @@ def env(tmp_path_factory) -> dict:
 
 
 def cli(env, *args, only=True, check=False):
-    return run_cli(*args, env={**env, **(ONLY if only else {})}, check=check)
+    """The CLI in this process (a subprocess where ``env`` sets PYTHONPATH: see ``run_here``)."""
+    return run_here(*args, env={**env, **(ONLY if only else {})}, check=check)
 
 
 def vowel(seconds: float, f0_start: float, f0_end: float, seed: int = 0) -> np.ndarray:
@@ -194,7 +195,7 @@ def test_emotion_prosody_widens_and_narrows_the_pitch_range(tmp_path):
 # -- seeded, resumable, the records it writes ------------------------------------------------
 
 def test_seeded_resumable_and_the_records_carry_their_source(tmp_path, env):
-    manifest = corpus(tmp_path, per=2)
+    manifest = corpus(tmp_path, per=2, seconds=0.3)  # short clips: what is checked is the same
     real = {r["id"]: r for r in lines(manifest)}
     args = ("synthesize", manifest, "-t", "resynth", "--voices-per-text", "2")
     first, second = tmp_path / "one.jsonl", tmp_path / "two.jsonl"

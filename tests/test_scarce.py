@@ -9,6 +9,8 @@ import pytest
 from sercli.core.errors import SercliError
 from sercli.learning.scarce import keep_fraction, language_mismatch
 
+from conftest import run_here as cli  # what the commands say and write, in this process
+
 
 def corpus(n_speakers=4, emotions=("angry", "happy", "sad", "neutral"), per_cell=(1, 3, 7, 10)):
     """Records whose cells (speaker x emotion) have uneven sizes."""
@@ -119,7 +121,7 @@ def test_no_model_learns_from_more_than_the_fraction_refit_and_search_trials_inc
         assert used["learned_from"] == used["train"] + used["val"]
 
 
-def test_the_run_says_how_much_real_speech_it_learned_from(tmp_path, cli):
+def test_the_run_says_how_much_real_speech_it_learned_from(tmp_path):
     from test_train_eval import FAST, make_corpus
 
     real_path, _ = make_corpus(tmp_path, per_class=8)
@@ -131,7 +133,7 @@ def test_the_run_says_how_much_real_speech_it_learned_from(tmp_path, cli):
     assert "learned from 96 of 96 non-test real utterances, 100%" in proc.stderr
 
 
-def test_train_records_the_fraction_and_warns_on_a_language_mismatch(tmp_path, cli):
+def test_train_records_the_fraction_and_warns_on_a_language_mismatch(tmp_path):
     import json
 
     from test_train_eval import FAST, make_corpus
@@ -205,7 +207,7 @@ def test_derived_speech_trains_only_beside_its_own_source(tmp_path, monkeypatch)
         assert kept + sum(dropped.values()) == len(syn_path.read_text().splitlines())
 
 
-def test_a_derived_record_naming_no_record_is_one_line(tmp_path, cli):
+def test_a_derived_record_naming_no_record_is_one_line(tmp_path):
     import json
 
     real_path, syn_path, _ = _derived_corpus(tmp_path)

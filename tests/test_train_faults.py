@@ -21,6 +21,10 @@ import pytest
 from conftest import run_here
 from test_train_eval import make_corpus
 
+# one pytest-xdist worker runs the module (--dist loadgroup), so that its module-scoped fixtures
+# (the corpus and runs) are made once, not once on each worker
+pytestmark = pytest.mark.xdist_group("train_faults")
+
 FAST = ["--epochs", "3", "--patience", "2", "--head", "mlp", "-O", "hidden=8", "--batch-size", "16"]
 
 

@@ -17,6 +17,10 @@ from sercli.features.store import FeatureStore
 
 from conftest import run_cli, shared_data
 
+# one pytest-xdist worker runs the module (--dist loadgroup), so that its module-scoped fixtures
+# (the offline whisper-tiny.en conversion and the loaded backbones) are made once, not once on each worker
+pytestmark = pytest.mark.xdist_group("whisper_backbone")
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

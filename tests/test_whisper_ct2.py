@@ -16,6 +16,10 @@ import pytest
 from sercli.core.errors import SercliError
 from sercli_hf import whisper_ct2, whisper_wheels
 
+# one pytest-xdist worker runs the module (--dist loadgroup), so that its module-scoped fixtures
+# (the converted models) are made once, not once on each worker
+pytestmark = pytest.mark.xdist_group("whisper_ct2")
+
 ctranslate2 = pytest.importorskip("ctranslate2")
 
 # Whisper tiny.en special tokens: <|startoftranscript|>, <|notimestamps|>, <|endoftext|>.

@@ -24,6 +24,10 @@ from sercli_hf.whisper_wheels import BASE, SMALL
 
 from conftest import run_cli, shared_data
 
+# one pytest-xdist worker runs the module (--dist loadgroup), so that its module-scoped fixtures
+# (the offline whisper-base conversion) are made once, not once on each worker
+pytestmark = pytest.mark.xdist_group("whisper_wheels")
+
 torch = pytest.importorskip("torch")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9",
            "HTTP_PROXY": "http://127.0.0.1:9", "SERCLI_QUIET": "1"}
@@ -239,14 +243,14 @@ def test_the_published_small_wheels_are_truncated():
 # -- the asr gate in German --------------------------------------------------------------------
 
 @needs_base
-def test_asr_gate_checks_german_speech_with_base(tmp_path, monkeypatch):
+def test_asr_gate_checks_german_speech_with_base(cli_run, tmp_path, monkeypatch):
     """model=auto: German records go to the multilingual base with the <|de|> token set; espeak's
     German of a sentence is kept, the same audio claiming another sentence is dropped. (Base hears
     espeak's German far worse than EmoDB's speakers: over 12 voices x 3 sentences the WER was
     0.45 on average, so the sentence here is one every voice but three gets exactly.)"""
     from sercli_espeak.engine import EspeakEngine
 
-    monkeypatch.setenv("SERCLI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SERCLI_CACHE", str(cli_run[2]))  # the model the CLI run converted (that, tested above)
     for key, value in OFFLINE.items():
         monkeypatch.setenv(key, value)
     tts = EspeakEngine()
