@@ -75,7 +75,7 @@ def predict(
     Examples:
       sercli predict runs/mix a.wav b.wav
       sercli predict runs/loso feats.jsonl --job fold-00-seed-0 -o preds.csv
-      sercli predict runs/mix interview.wav --segments --plot timeline.png > segments.jsonl
+      sercli predict runs/mix talk.wav --segments --plot t.png > segs.jsonl
       sercli predict deploy/mix speaker03.jsonl
     """
     import numpy as np

@@ -163,7 +163,8 @@ def train(
       sercli train feats.jsonl --synthetic synth.jsonl --strategy mix --cv loso
         --seeds 0,1,2 --out runs/mix
       sercli train feats.jsonl --cv loso --head mlp -O hidden=64 --out runs/mlp
-      sercli train msp.jsonl --target arousal,valence,dominance --cv field:split --out runs/avd
+      sercli train msp.jsonl --target arousal,valence,dominance --cv loso
+        --out runs/avd
       sercli train audio.jsonl --finetune wavlm-base-plus --cv loso --out runs/ft
       sercli train feats.jsonl --cv loso --tracker tensorboard --out runs/tb
       sercli train f.jsonl --cv loso --cluster ray://head:10001 --out /shared/cv
