@@ -66,7 +66,7 @@ def test_it_registers_one_of_each_family(site):
 
 
 def test_each_family_through_the_cli(site, tmp_path):
-    """In this process, but for extraction on worker processes (they import the plugin): its own."""
+    """In this process (extraction's worker processes import the plugin from ``site`` too)."""
     here = functools.partial(sercli, here=True)
     # LLM backend -> TTS engine
     text = tmp_path / "text.jsonl"
@@ -100,8 +100,8 @@ def test_each_family_through_the_cli(site, tmp_path):
     feats = {}
     for name, path in (("real", real), ("synth", synth)):
         feats[name] = tmp_path / f"{name}-feats.jsonl"
-        sercli(site, "extract", path, "--backbone", "energy", "--store", tmp_path / "store",
-               "-o", feats[name])
+        here(site, "extract", path, "--backbone", "energy", "--store", tmp_path / "store",
+             "-o", feats[name])
     assert records(feats["real"])[0]["features"]["shape"][2] == 2
     # cluster: the same features, extracted shard by shard on the plugin's threads
     here(site, "extract", real, "--backbone", "energy", "--store", tmp_path / "store-threads",
@@ -137,9 +137,9 @@ def test_each_family_through_the_cli(site, tmp_path):
     # run exporter: the run as torch.export programs, read back by `sercli predict DIR`
     s3 = tmp_path / "s3.jsonl"
     s3.write_text("".join(json.dumps(r) + "\n" for r in records(real) if r["speaker"] == "s3"))
-    sercli(site, "export", "pt2", run, "-o", tmp_path / "pt2")
+    here(site, "export", "pt2", run, "-o", tmp_path / "pt2")
     assert {p.name for p in (tmp_path / "pt2").iterdir()} == {"encoder.pt2", "head.pt2", "manifest.json"}
-    ours, exported = ({r["id"]: r["probabilities"] for r in map(json.loads, sercli(site, "predict", m, s3).stdout.splitlines())}
+    ours, exported = ({r["id"]: r["probabilities"] for r in map(json.loads, here(site, "predict", m, s3).stdout.splitlines())}
                       for m in (run, tmp_path / "pt2"))
     assert len(ours) == 5 and ours.keys() == exported.keys()
     assert all(abs(ours[i][k] - exported[i][k]) <= 1e-4 for i in ours for k in ours[i])
@@ -154,7 +154,7 @@ def test_each_family_through_the_cli(site, tmp_path):
     import soundfile as sf
 
     sf.write(str(tmp_path / "long.wav"), np.concatenate(parts), 16000)
-    proc = sercli(site, "predict", run, tmp_path / "long.wav", "--segments", "--vad", "peaks", "-O", "gap_ms=100")
+    proc = here(site, "predict", run, tmp_path / "long.wav", "--segments", "--vad", "peaks", "-O", "gap_ms=100")
     segments = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [round(s["start"], 2) for s in segments] == [round(0.5 + 0.9 * k, 2) for k in range(6)]
     assert all(abs(s["end"] - s["start"] - 0.4) < 0.011 for s in segments)

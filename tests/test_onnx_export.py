@@ -197,7 +197,7 @@ def test_an_hf_backbone_and_a_cv_ensemble(default_run, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["whisper-tiny.en", "hf"])
 def test_on_twenty_emodb_clips(shared_data_dir, tmp_path, backbone):
-    """Trained on four EmoDB speakers, exported, and 20 clips of a fifth predicted both ways.
+    """Trained on two EmoDB speakers, exported, and 20 clips of a third predicted both ways.
 
     With --norm none the exported probabilities equal the run's to 1e-4. With speaker
     normalisation on this copy of EmoDB (every clip cut or padded to 2.0 s) they differ by up to a
@@ -210,7 +210,7 @@ def test_on_twenty_emodb_clips(shared_data_dir, tmp_path, backbone):
         pytest.skip("EmoDB not in the shared data")
     run_here("prepare", "emodb", emodb / "audio", "-o", tmp_path / "emodb.jsonl", check=True)
     records = [json.loads(line) for line in (tmp_path / "emodb.jsonl").read_text().splitlines()]
-    keep = [r for r in records if r["speaker"] in ("03", "08", "09", "10", "11")]
+    keep = [r for r in records if r["speaker"] in ("03", "08", "11")]
     (tmp_path / "sub.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
     test = [r for r in keep if r["speaker"] == "11"][:20]
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
