@@ -14,7 +14,7 @@ from sercli.core.errors import RecordError, SercliError
 from sercli_espeak.engine import DEFAULT_VOICES, PROSODY, EspeakEngine
 from sercli_espeak.library import LOCK, espeak
 
-from conftest import run_cli
+from conftest import run_here
 
 SENTENCE = "I really need you to call me back about the plans for the weekend."
 VOICES = ["en-us", "en-us+f3", "en-gb-x-rp+f1"]
@@ -147,8 +147,8 @@ def test_concurrent_calls_are_serialised(tmp_path):
 
 def test_gen_text_then_synthesize_through_the_cli(tmp_path):
     env = {"SERCLI_LOAD_PLUGINS": "template,espeak"}
-    run_cli("gen-text", "-e", "angry,sad", "-n", "2", "-o", tmp_path / "t.jsonl", env=env, check=True)
-    run_cli(
+    run_here("gen-text", "-e", "angry,sad", "-n", "2", "-o", tmp_path / "t.jsonl", env=env, check=True)
+    run_here(
         "synthesize", tmp_path / "t.jsonl", "-d", tmp_path / "wav", "--voices-per-text", "2",
         "-o", tmp_path / "s.jsonl", env=env, check=True,
     )

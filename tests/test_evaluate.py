@@ -36,8 +36,9 @@ def test_predict_gives_the_probabilities_eval_gives(tmp_path, corpus):
 
 def test_parallel_jobs_give_the_serial_numbers(tmp_path):
     real, synthetic = make_corpus(tmp_path / "corpus", n_speakers=3)  # six jobs: enough to share out
-    args = ["train", real, "--synthetic", synthetic, "--strategy", "mix", "--cv", "loso", "--seeds", "0,1",
-            "--refit", *FAST]
+    # ratio=auto: the harm guard's inner trainings run in the jobs too (two inner folds, two candidates)
+    args = ["train", real, "--synthetic", synthetic, "--strategy", "mix", "-O", "inner_folds=2", "-O", "ratios=0,1",
+            "--cv", "loso", "--seeds", "0,1", "--refit", *FAST]
     invoke(*args, "--jobs", "1", "--out", tmp_path / "serial")
     invoke(*args, "--jobs", "2", "--out", tmp_path / "parallel")
     serial, parallel = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("serial", "parallel"))

@@ -20,7 +20,7 @@ from sercli.features.extract import ExtractConfig, extract_waveform, run_extract
 from sercli.features.store import INDEX, FeatureStore
 from sercli_hf.random_models import save_random_model
 
-from conftest import run_cli, run_here
+from conftest import run_here
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -91,7 +91,7 @@ def test_killed_extraction_resumes_with_every_record_once(tiny, tmp_path):
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
 
-    out = run_cli(*args, check=True)
+    out = run_here(*args, check=True)  # the resumed run: in this process
     assert f"Resuming: {done_before} of {len(recs)}" in out.stderr
     written = [json.loads(line) for line in out.stdout.splitlines()]
     ids = [r["id"] for r in written]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import run_cli
+from conftest import run_here
 from sercli.core import plugins as pl
 from sercli.cli import app
 from sercli.core.errors import SercliError
@@ -70,7 +70,7 @@ def test_asr_gate_keeps_clear_speech_and_drops_a_text_that_does_not_match(spoken
     _, records = spoken
     source = write(tmp_path / "in.jsonl", records)
     kept, dropped = tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl"
-    proc = run_cli("filter", source, "-g", "asr", "-o", kept, "--dropped", dropped)
+    proc = run_here("filter", source, "-g", "asr", "-o", kept, "--dropped", dropped)
     assert proc.returncode == 0, proc.stderr
     assert [r["id"] for r in read(kept)] == ["clear", "clear2"]
     [bad] = read(dropped)
@@ -86,7 +86,7 @@ def test_asr_gate_keeps_clear_speech_and_drops_a_text_that_does_not_match(spoken
     # resume: nothing judged again. The audio of a judged record is gone, and would fail if it were.
     Path(records[0]["audio"]).rename(tmp_path / "moved.wav")
     try:
-        again = run_cli("filter", source, "-g", "asr", "-o", kept, "--dropped", dropped)
+        again = run_here("filter", source, "-g", "asr", "-o", kept, "--dropped", dropped)
     finally:
         (tmp_path / "moved.wav").rename(records[0]["audio"])
     assert again.returncode == 0, again.stderr
@@ -94,7 +94,7 @@ def test_asr_gate_keeps_clear_speech_and_drops_a_text_that_does_not_match(spoken
     assert [r["id"] for r in read(kept)] == ["clear", "clear2"] and len(read(dropped)) == 1
 
     # other options: refused instead of mixing two settings in one file
-    other = run_cli("filter", source, "-g", "asr", "-O", "max_wer=0.9", "-o", kept, "--dropped", dropped)
+    other = run_here("filter", source, "-g", "asr", "-O", "max_wer=0.9", "-o", kept, "--dropped", dropped)
     assert other.returncode == 1 and "other options" in other.stderr
 
 

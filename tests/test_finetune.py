@@ -16,7 +16,7 @@ from sercli.core.errors import SercliError
 from sercli.learning.model import probabilities
 from sercli_hf.random_models import save_random_model
 
-from conftest import run_cli
+from conftest import run_here
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -321,6 +321,6 @@ def test_cli_top_layers_and_refusals(ssl_model, records, tmp_path):
                           (["--finetune", f"hf:{ssl_model}", "--finetune-mode", "top", "--finetune-layers", "3"],
                            "has 2 layers"),
                           (["--finetune", f"hf:{ssl_model}", "--norm", "speaker"], "does not go with --finetune")]:
-        proc = run_cli("train", records[1], "--test-speakers", "s0", "--out", tmp_path / "x", *args)
+        proc = run_here("train", records[1], "--test-speakers", "s0", "--out", tmp_path / "x", *args)
         assert proc.returncode == 1 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "x").exists()

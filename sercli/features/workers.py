@@ -178,9 +178,31 @@ def start_worker_server(backbone, cfg: ExtractConfig) -> None:
 
     if "forkserver" not in multiprocessing.get_all_start_methods() or worker_count(cfg) == 0:
         return
-    modules = ["sercli.core.fastexit", "torch", __name__, *backbone.worker_modules, type(backbone).__module__]
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
-    _fork_server()
+    global _preloaded
+    modules = list(dict.fromkeys(["sercli.core.fastexit", "torch", __name__, *backbone.worker_modules,
+                                  type(backbone).__module__]))
+    if set(modules) <= set(_preloaded):
+        _fork_server()  # running, or restarted as it was
+        return
+    _stop_fork_server()  # one started for another backbone: each worker would import these itself
+    multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
+    _preloaded = tuple(modules) if _fork_server() else ()
+
+
+# what this process's fork server imported (empty: none runs, or it was started with no preload)
+_preloaded: tuple[str, ...] = ()
+
+
+def _stop_fork_server() -> None:
+    """Stop this process's fork server, if one runs (a process that extracts again with another
+    backbone, as `sercli.api` or the tests' in-process commands do), before its workers start:
+    the pools of earlier runs are closed by then. The next ``_fork_server`` starts a new one."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)  # CPython's own (its tests use it)
+    if stop is not None and getattr(server, "_forkserver_pid", None) is not None:
+        stop()
 
 
 def _fork_server() -> bool:
