@@ -194,6 +194,38 @@ def test_decoders_ahead_of_an_in_process_model(tiny, tmp_path):
                 np.testing.assert_array_equal(a.sums[0], b.sums[0])
 
 
+def test_a_fork_server_started_for_another_backbone_is_restarted_with_this_ones_imports(tiny):
+    """One process that extracts twice (`sercli.api`, the tests' in-process commands): the fork
+    server the first backbone started did not import what the second one's workers need, so it is
+    replaced by one that does (else each worker imports transformers itself, seconds each); a
+    backbone that declares nothing new in ``worker_modules`` keeps the running one."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import forkserver
+
+    from sercli.features import workers
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no forkserver start method here")
+    cfg = ExtractConfig(workers=1)
+    fbank, hf = pl.create("backbone", "fbank"), pl.create("backbone", f"hf:{tiny}")
+    workers._stop_fork_server()
+    workers._preloaded = ()
+    workers.start_worker_server(fbank, cfg)
+    first = forkserver._forkserver._forkserver_pid
+    assert "torch" in forkserver._forkserver._preload_modules
+    workers.start_worker_server(fbank, cfg)
+    assert first is not None and forkserver._forkserver._forkserver_pid == first  # nothing new: kept
+    workers.start_worker_server(hf, cfg)
+    second = forkserver._forkserver._forkserver_pid
+    assert second not in (None, first) and not os.path.exists(f"/proc/{first}")
+    assert set(hf.worker_modules) <= set(forkserver._forkserver._preload_modules)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        assert pool.submit(os.getppid).result() == second  # workers are forked from the new one
+    workers.start_worker_server(fbank, cfg)  # what fbank's workers need, the new one has imported
+    assert forkserver._forkserver._forkserver_pid == second
+
+
 def test_cpu_batches_only_take_segments_close_to_the_longest():
     """On a CPU padding costs its full compute: a batch takes a segment only if it is within
     max_padding of the batch's longest (2% by default there), on a GPU any length."""

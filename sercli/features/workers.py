@@ -181,7 +181,7 @@ def start_worker_server(backbone, cfg: ExtractConfig) -> None:
     global _preloaded
     modules = list(dict.fromkeys(["sercli.core.fastexit", "torch", __name__, *backbone.worker_modules,
                                   type(backbone).__module__]))
-    if set(modules) <= set(_preloaded):
+    if _preloaded and set(backbone.worker_modules) <= set(_preloaded):  # its own module is imported on unpickling
         _fork_server()  # running, or restarted as it was
         return
     _stop_fork_server()  # one started for another backbone: each worker would import these itself
