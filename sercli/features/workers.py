@@ -168,6 +168,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
+# what this process's fork server imported (empty: none runs, or it was started with no preload)
+_preloaded: tuple[str, ...] = ()
+
+
 def start_worker_server(backbone, cfg: ExtractConfig) -> None:
     """Start, now, the process that will fork this run's workers, and have it import torch and
     what ``backbone`` declares in ``worker_modules``: the imports (seconds for torch and
@@ -179,18 +183,14 @@ def start_worker_server(backbone, cfg: ExtractConfig) -> None:
     if "forkserver" not in multiprocessing.get_all_start_methods() or worker_count(cfg) == 0:
         return
     global _preloaded
-    modules = list(dict.fromkeys(["sercli.core.fastexit", "torch", __name__, *backbone.worker_modules,
-                                  type(backbone).__module__]))
     if _preloaded and set(backbone.worker_modules) <= set(_preloaded):  # its own module is imported on unpickling
         _fork_server()  # running, or restarted as it was
         return
     _stop_fork_server()  # one started for another backbone: each worker would import these itself
+    modules = list(dict.fromkeys(["sercli.core.fastexit", "torch", __name__, *backbone.worker_modules,
+                                  type(backbone).__module__]))
     multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
     _preloaded = tuple(modules) if _fork_server() else ()
-
-
-# what this process's fork server imported (empty: none runs, or it was started with no preload)
-_preloaded: tuple[str, ...] = ()
 
 
 def _stop_fork_server() -> None:
