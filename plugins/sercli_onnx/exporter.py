@@ -33,7 +33,7 @@ LARGE = 1 << 30  # weights above this go to a .data file beside the model (proto
 class OnnxExporter(RunExporter):
     name = "onnx"
     description = "ONNX models of a run's encoder (features) and head, for onnxruntime on any CPU."
-    format_version = 1
+    format_version = 2  # 2: speaker normalisation zeroes dimensions constant within a speaker
 
     class Options(Options):
         opset: int = Field(18, ge=18, le=23, description="ONNX opset to write (the dynamo exporter needs 18+).")

@@ -81,11 +81,13 @@ def export_run(fmt: str, run: Path, out: Path, options: dict[str, Any], job: str
 
 
 def _norm_entry(norm: str) -> dict[str, Any]:
-    from sercli.learning.speakernorm import MIN_UTTERANCES, STD_FLOOR
+    from sercli.learning.speakernorm import CONSTANT_SHARE, MIN_UTTERANCES, STD_FLOOR
 
     if norm == "speaker":
         return {"kind": "speaker", "statistics": "each speaker's own clips: mean and std per layer and dimension "
-                "over all their frames", "min_utterances": MIN_UTTERANCES, "std_floor": STD_FLOOR}
+                "over all their frames", "min_utterances": MIN_UTTERANCES, "std_floor": STD_FLOOR,
+                "constant_share": CONSTANT_SHARE, "constant": "a dimension whose std is at most constant_share of its "
+                "root mean square over the speaker's frames reads as 0 (std infinite)"}
     return {"kind": "none", "statistics": "none: the head's own training statistics are inside it (give mean 0, std 1)"}
 
 
