@@ -69,7 +69,9 @@ def fold_run(bench: Path, corpus: str, backbone: str, mode: str, speaker: str, s
     config = json.loads((out / "config.json").read_text())
     history = json.loads((out / "history.json").read_text())
     predictions = [json.loads(line) for line in open(out / "predictions.jsonl")]
-    return {"speaker": speaker, "seed": seed, "UA": metrics["UA"], "WA": metrics["WA"],
+    # a one-job run's metrics.json holds each figure as a summary over its one job
+    value = lambda m: m["mean"] if isinstance(m, dict) else m  # noqa: E731
+    return {"speaker": speaker, "seed": seed, "UA": value(metrics["UA"]), "WA": value(metrics["WA"]),
             "train": config["counts"]["train"], "epochs": len(history), "predictions": predictions,
             **json.loads(stamp.read_text())}
 
