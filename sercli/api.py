@@ -24,6 +24,13 @@ What is here, by use:
   ndarray``, ``safe_name(text) -> str`` (a file name from an id or a voice),
   ``atomic_write_bytes(path, data)``, ``atomic_write_text(path, text)``, ``atomic_path(path, *, fsync=True, per_thread=False)`` (a context manager: a temporary path
   renamed onto ``path`` when the block ends without an error).
+* engines with an emotion table (``sercli.synthesis.voicing``): ``scaled_style(table, emotion,
+  scale, limits, engine)`` (``table[emotion]``, a dataclass, moved from ``table["neutral"]`` by
+  ``scale`` and clamped to ``limits``), ``spoken_text(text) -> str`` (printable, one space
+  between words; RecordError if empty), ``utterance_seed(*parts) -> int`` (a seed of those parts
+  alone), ``join_sentences(chunks, pause, sample_rate) -> ndarray`` (sentences with pauses between),
+  ``package_versions(dists, engine, install) -> dict`` (SercliError naming the install if one is
+  missing).
 * paid services: ``backoff_delay(attempt, base, cap=30.0) -> float`` (seconds to wait after
   failed attempt ``attempt``: doubling, capped, jittered), ``wait_before_retry(what, error,
   attempt, max_retries, wait) -> None`` (says why, then sleeps), ``MAX_BACKOFF``.
@@ -45,7 +52,7 @@ What is here, by use:
 * export modules (``Backbone.export_module``): ``PowerSpectrum(n_fft, hop, window)`` (torch.stft's
   centred power spectrogram as a convolution, which onnxruntime computes as accurately as torch).
 
-Names that need numpy or torch (``write_wav``, ``load_audio``, ``resample``, ``Examples``,
+Names that need numpy or torch (``write_wav``, ``load_audio``, ``resample``, the engine tools, ``Examples``,
 ``FitHooks``, ``HeadModule``, ``PowerSpectrum``) are imported on first use, so that importing this module stays
 cheap; in a plugin module import them inside methods or under ``typing.TYPE_CHECKING``.
 """
@@ -120,6 +127,8 @@ _LAZY = {
     "read_features": "sercli.features.read",
     "FeatureStore": "sercli.features.store",
     "PowerSpectrum": "sercli.features.spectrum",
+    **{name: "sercli.synthesis.voicing" for name in
+       ("scaled_style", "spoken_text", "utterance_seed", "join_sentences", "package_versions")},
 }
 
 __all__ = [

@@ -28,7 +28,6 @@ depends on nothing else (not on what was rendered before it, nor in which proces
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import zlib
 from dataclasses import dataclass
@@ -135,19 +134,19 @@ class HibariEngine(TTSEngine):
 
     def style(self, emotion: str) -> Style:
         """The hibari settings for ``emotion`` (the table scaled by ``-O prosody``)."""
-        target, k = style(emotion), self.options.prosody
-        values = {f: getattr(NEUTRAL, f) + k * (getattr(target, f) - getattr(NEUTRAL, f)) for f in _LIMITS}
-        return Style(**{f: float(min(max(v, _LIMITS[f][0]), _LIMITS[f][1])) for f, v in values.items()})
+        from sercli.api import scaled_style
+
+        return scaled_style(STYLES, emotion, self.options.prosody, _LIMITS, self.name)
 
     def utterance_seed(self, text: str, emotion: str, voice: str) -> int:
-        return zlib.crc32(json.dumps([text, emotion, voice, self.options.seed]).encode()) & 0x7FFFFFFF
+        from sercli.api import utterance_seed
+
+        return utterance_seed(text, emotion, voice, self.options.seed)
 
     def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
-        from sercli.api import resample, write_wav
+        from sercli.api import join_sentences, resample, spoken_text, write_wav
 
-        clean = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-        if not clean:
-            raise RecordError("cannot synthesise empty text")
+        clean = spoken_text(text)
         st = self.style(emotion)
         model = self._model(voice)
         try:
@@ -156,10 +155,7 @@ class HibariEngine(TTSEngine):
             raise RecordError(f"hibari could not speak {clean[:40]!r}: {exc}".splitlines()[0]) from None
         if not chunks:
             raise RecordError(f"hibari produced no audio for {clean[:40]!r}")
-        rate = model.sample_rate
-        gap = np.zeros(int(round(st.pause * rate)), dtype=np.float32)
-        pieces = [p for c in chunks for p in (c.astype(np.float32), gap)][:-1]
-        wav = resample(np.concatenate(pieces), rate, self.sample_rate)
+        wav = resample(join_sentences(chunks, st.pause, model.sample_rate), model.sample_rate, self.sample_rate)
         peak = float(np.max(np.abs(wav))) if wav.size else 0.0
         if not np.isfinite(peak) or peak < 1e-4:
             raise RecordError(f"hibari produced no audio for {clean[:40]!r}")
@@ -184,9 +180,10 @@ class HibariEngine(TTSEngine):
 
 
 def style(emotion: str) -> Style:
-    if emotion not in STYLES:
-        raise SercliError(f"hibari has no settings for emotion {emotion!r}. Known: {', '.join(STYLES)}")
-    return STYLES[emotion]
+    """The table's settings for ``emotion``; SercliError for an emotion it has none for."""
+    from sercli.api import scaled_style
+
+    return scaled_style(STYLES, emotion, 1.0, {}, "hibari")
 
 
 @lru_cache(maxsize=None)
@@ -218,15 +215,9 @@ def _voice_file(name: str) -> Path:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from sercli.api import package_versions
 
-    out = {}
-    for dist in ("hibari-tts", "onnxruntime"):
-        try:
-            out[dist.replace("-", "_")] = version(dist)
-        except PackageNotFoundError:
-            raise SercliError(f"the hibari engine needs {dist}: {INSTALL}") from None
-    return out
+    return package_versions(("hibari-tts", "onnxruntime"), "hibari", INSTALL)
 
 
 @lru_cache(maxsize=None)

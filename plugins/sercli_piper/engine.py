@@ -160,19 +160,19 @@ class PiperEngine(TTSEngine):
 
     def style(self, emotion: str) -> Style:
         """The Piper settings for ``emotion`` (the table scaled by ``-O prosody``)."""
-        target, k = style(emotion), self.options.prosody
-        values = {f: getattr(NEUTRAL, f) + k * (getattr(target, f) - getattr(NEUTRAL, f)) for f in _LIMITS}
-        return Style(**{f: float(min(max(v, _LIMITS[f][0]), _LIMITS[f][1])) for f, v in values.items()})
+        from sercli.api import scaled_style
+
+        return scaled_style(STYLES, emotion, self.options.prosody, _LIMITS, self.name)
 
     def utterance_seed(self, text: str, emotion: str, voice: str) -> int:
-        return zlib.crc32(json.dumps([text, emotion, voice, self.options.seed]).encode()) & 0x7FFFFFFF
+        from sercli.api import utterance_seed
+
+        return utterance_seed(text, emotion, voice, self.options.seed)
 
     def synthesize(self, text: str, emotion: str, voice: str, path: Path) -> None:
-        from sercli.api import resample, write_wav
+        from sercli.api import join_sentences, resample, spoken_text, write_wav
 
-        clean = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-        if not clean:
-            raise RecordError("cannot synthesise empty text")
+        clean = spoken_text(text)
         st = self.style(emotion)
         speaker = self._speaker(voice)
         piper = self._load()
@@ -192,9 +192,7 @@ class PiperEngine(TTSEngine):
             chunks = [c.audio_float_array for c in piper.synthesize(clean, cfg)]
         if not chunks:
             raise RecordError(f"piper produced no audio for {clean[:40]!r}")
-        gap = np.zeros(int(round(st.pause * rate)), dtype=np.float32)
-        pieces = [p for c in chunks for p in (c.astype(np.float32), gap)][:-1]
-        wav = resample(np.concatenate(pieces), rate, self.sample_rate)
+        wav = resample(join_sentences(chunks, st.pause, rate), rate, self.sample_rate)
         if wav.size == 0 or not np.any(wav):
             raise RecordError(f"piper produced no audio for {clean[:40]!r}")
         write_wav(path, np.clip(wav, -1.0, 1.0), self.sample_rate)
@@ -220,9 +218,10 @@ class PiperEngine(TTSEngine):
 
 
 def style(emotion: str) -> Style:
-    if emotion not in STYLES:
-        raise SercliError(f"piper has no settings for emotion {emotion!r}. Known: {', '.join(STYLES)}")
-    return STYLES[emotion]
+    """The table's settings for ``emotion``; SercliError for an emotion it has none for."""
+    from sercli.api import scaled_style
+
+    return scaled_style(STYLES, emotion, 1.0, {}, "piper")
 
 
 def _model_language(cfg: dict) -> str:
@@ -241,15 +240,9 @@ def _config(path: str, mtime: int) -> dict:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from sercli.api import package_versions
 
-    out = {}
-    for dist in ("piper-tts", "onnxruntime"):
-        try:
-            out[dist.replace("-", "_")] = version(dist)
-        except PackageNotFoundError:
-            raise SercliError(f"the piper engine needs {dist}: {INSTALL}") from None
-    return out
+    return package_versions(("piper-tts", "onnxruntime"), "piper", INSTALL)
 
 
 @lru_cache(maxsize=None)
