@@ -175,6 +175,26 @@ def test_a_schedule_fixes_the_epochs_of_each_fit_call(data):
     assert [h["epoch"] for h in t.history.epochs] == [0, 1, 0, 1, 2]
 
 
+def test_restarts_continue_from_the_kept_weights_and_a_refit_replays_them(data):
+    """--restarts N: N more early-stopped rounds after the first, each starting from the weights
+    the round before kept (not a fresh head); the refit's schedule replays every round."""
+    real, syn, val = data
+    t = trainer(restarts=2)
+    model = pl.create("strategy", "real-only").fit(t, real, syn, val)
+    assert stages(t) == ["real", "real (restart 1)", "real (restart 2)"]
+    assert len(t.best_epochs) == 3
+    # a round's first epoch starts from the previous round's best: its loss is that of a trained
+    # head, below the first round's first epoch (a fresh head)
+    first = {h["stage"]: h["train_loss"] for h in reversed(t.history.epochs)}
+    assert first["real (restart 1)"] < first["real"] and first["real (restart 2)"] < first["real"]
+    refit = Trainer(t.cfg, t.labels, schedule=[e + 1 for e in t.best_epochs])
+    pl.create("strategy", "real-only").fit(refit, real + val, syn, val)
+    assert [sum(h["stage"] == s for h in refit.history.epochs) for s in stages(t)] == [e + 1 for e in t.best_epochs]
+    assert isinstance(model, HeadModule)
+    with pytest.raises(SercliError, match="--restarts"):
+        TrainConfig(restarts=-1)
+
+
 def test_fit_hooks_reach_the_loop(data):
     from sercli.api import FitHooks
 

@@ -28,7 +28,7 @@ HELP_PANELS = {
     "Data": ("synthetic", "target", "classes", "labels", "dedupe", "test", "real_fraction"),
     "Protocol": ("cv", "seeds", "test_speakers", "val_speakers", "val_fraction", "allow_speaker_overlap"),
     "Model": ("head", "strategy", "option", "sweep", "norm"),
-    "Training": ("epochs", "patience", "lr", "weight_decay", "batch_size", "balanced", "standardize", "tune",
+    "Training": ("epochs", "patience", "restarts", "lr", "weight_decay", "batch_size", "balanced", "standardize", "tune",
                  "search", "refit"),
     "Fine-tuning (audio records)": ("finetune", "finetune_mode", "finetune_layers", "lora_rank", "backbone_lr"),
     "Output and resources": ("out", "overwrite", "tracker", "jobs", "threads", "device", "devices", "cluster"),
@@ -86,6 +86,8 @@ def train(
     dedupe: Dedupe = False,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="At most this many epochs (per stage).")] = 60,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = 10,
+    restarts: Annotated[int, typer.Option("--restarts", min=0, help="After early stopping, N more rounds from the "
+                                          "weights kept, each with a new optimiser (helps scarce data).")] = 0,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
     weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0)] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
@@ -201,7 +203,7 @@ def train(
                              allow_speaker_overlap)
     cfg = TrainConfig(
         head=head, head_options=head_options, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-        max_epochs=epochs, patience=patience, balanced=balanced, standardize=standardize,
+        max_epochs=epochs, patience=patience, restarts=restarts, balanced=balanced, standardize=standardize,
         seed=seed_list[0], device=device, threads=threads, refit=refit, norm=norm, search=search, finetune=tuned,
         targets=targets,
     )

@@ -38,6 +38,9 @@ class TrainConfig:
     batch_size: int = 32
     max_epochs: int = 60
     patience: int = 10
+    # Warm restarts: after early stopping, this many more rounds, each from the weights the
+    # previous one kept, with a fresh optimiser (see Trainer.fit).
+    restarts: int = 0
     balanced: bool = True  # class-weighted loss: UA counts every class the same
     standardize: bool = True  # per-layer, per-dimension z-scores with training statistics
     seed: int = 0
@@ -58,6 +61,8 @@ class TrainConfig:
             raise SercliError(f"--norm {self.norm!r}: expected {' or '.join(NORMS)}")
         if self.search < 0:
             raise SercliError(f"--search {self.search}: expected a number of trials, 0 or more")
+        if self.restarts < 0:
+            raise SercliError(f"--restarts {self.restarts}: expected a number of rounds, 0 or more")
         if self.targets and self.finetune:
             raise SercliError("--target trains a head on stored features: it does not go with --finetune yet")
         # every option spelt out (defaults too), so that run folders say what was trained
@@ -182,7 +187,18 @@ class Trainer:
         ``max_epochs`` caps this call (default: the configured epochs), ``stage`` names it in
         the history, ``lr`` overrides the configured learning rate (fine-tuning) and ``hooks``
         change the loop (see FitHooks). Returns ``model`` itself, trained in place.
+
+        With ``restarts`` (``--restarts N``) N more rounds follow, each starting from the weights
+        the one before kept, with a new optimiser, and stopping early on its own; the model is
+        the last round's best. Every round is one entry of ``best_epochs``, so a refit replays
+        them all.
         """
+        for r in range(1 + self.cfg.restarts):
+            self._fit_round(model, train, val, max_epochs, f"{stage} (restart {r})" if r else stage, lr, hooks)
+        return model
+
+    def _fit_round(self, model: HeadModule, train: Examples, val: Examples, max_epochs: int | None, stage: str,
+                   lr: float | None, hooks: FitHooks | None) -> None:
         cfg = self.cfg
         if cfg.targets:
             from sercli.learning.targets import batch_values, ccc_loss, check_hooks
@@ -256,7 +272,6 @@ class Trainer:
         self.best_epochs.append(best_epoch)
         if not fixed:
             model.load_state_dict(best_state)
-        return model
 
     @torch.inference_mode()
     def predict(self, model: HeadModule, data: Examples) -> np.ndarray:
