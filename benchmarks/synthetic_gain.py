@@ -4,6 +4,7 @@
     python benchmarks/synthetic_gain.py emodb --seeds 0 --strategies real-only,mix   # cheap mode
     python benchmarks/synthetic_gain.py tess --fractions 0.1,0.25,0.5,1.0              # a finer curve
     python benchmarks/synthetic_gain.py tess --strategies "real-only,mix:ratio=1"       # a fixed amount
+    python benchmarks/synthetic_gain.py emodb --train-args "--restarts 3"              # every run trained so
 
 For one shared corpus (../shared/data, or $SERCLI_SHARED_DATA), leave one speaker out, each fold
 trained with each seed. Synthetic speech is made offline in the corpus's language
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -120,8 +122,9 @@ def gate_report(folder: Path, gate: str) -> dict:
 
 
 def run(bench: Path, corpus: str, real: Path, syn: Path | None, strategy: str, fraction: float, seeds: str,
-        name: str, jobs: int, head: str | None = None) -> dict:
-    out = bench / corpus / "gain" / (name if seeds == "0,1,2" else f"{name}-seeds{seeds.replace(',', '_')}")
+        name: str, jobs: int, head: str | None = None, train_args: tuple[str, ...] = ()) -> dict:
+    gain = "gain" + (f"-{safe_tag(' '.join(train_args))}" if train_args else "")  # its own cache
+    out = bench / corpus / gain / (name if seeds == "0,1,2" else f"{name}-seeds{seeds.replace(',', '_')}")
     if not (out / "metrics.json").exists():
         extra = ["--synthetic", syn] if syn is not None and strategy != "real-only" else []
         name_, _, opts = strategy.partition(":")  # "mix:ratio=1;ratios=0,1": a strategy with -O options
@@ -129,7 +132,7 @@ def run(bench: Path, corpus: str, real: Path, syn: Path | None, strategy: str, f
         head = head or HEAD.get(name_)
         extra += ["--head", head] if head else []
         sercli("train", real, *extra, "--strategy", name_, "--cv", "loso", "--seeds", seeds,
-               "--real-fraction", fraction, "--jobs", jobs, "--out", out, "--overwrite")
+               "--real-fraction", fraction, "--jobs", jobs, "--out", out, "--overwrite", *train_args)
     agg = json.loads((out / "metrics.json").read_text())
     agg["run"] = str(out)
     return agg
@@ -194,7 +197,10 @@ def main() -> None:
     ap.add_argument("--prosody-jitter", type=float, default=0.0, help="espeak's per-utterance prosody jitter")
     ap.add_argument("--degrade", default="", help='sercli degrade options, e.g. "--snr 20 --band 300-3400"')
     ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    ap.add_argument("--train-args", default="", help='more `sercli train` options for every run, the baseline '
+                    'too, e.g. "--restarts 3" (runs cached apart)')
     args = ap.parse_args()
+    train_args = tuple(shlex.split(args.train_args))
     args.gates = [g.strip() for g in args.gates.split(",") if g.strip()]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -210,7 +216,7 @@ def main() -> None:
     rows, base = [], {}
     for fraction in fractions:
         base[fraction] = run(bench, args.corpus, real, None, "real-only", fraction, args.seeds,
-                             f"real-only/f{fraction:g}", args.jobs)
+                             f"real-only/f{fraction:g}", args.jobs, train_args=train_args)
         for gate, feats in syn.items():
             for strategy in strategies:
                 label = strategy + (f" ({HEAD[strategy.split(':')[0]]} head)" if strategy.split(":")[0] in HEAD else "")
@@ -221,11 +227,13 @@ def main() -> None:
                     agg = base[fraction]
                 else:
                     agg = run(bench, args.corpus, real, feats, strategy, fraction, args.seeds,
-                              f"{setting}/{gate}/{safe_name(strategy)}/f{fraction:g}", args.jobs)
+                              f"{setting}/{gate}/{safe_name(strategy)}/f{fraction:g}", args.jobs,
+                              train_args=train_args)
                 head = HEAD.get(strategy.split(":")[0])
                 if head and (fraction, head) not in base:  # the baseline with the strategy's own head
                     base[fraction, head] = run(bench, args.corpus, real, None, "real-only", fraction, args.seeds,
-                                               f"real-only-{head}/f{fraction:g}", args.jobs, head=head)
+                                               f"real-only-{head}/f{fraction:g}", args.jobs, head=head,
+                                               train_args=train_args)
                     rows.append({"label": f"real-only ({head} head)", "strategy": "real-only", "gate": "none",
                                  "fraction": fraction, "UA": base[fraction, head]["UA"], "synthetic_used": 0,
                                  "run": base[fraction, head]["run"]})
@@ -238,7 +246,7 @@ def main() -> None:
             rows.append({"label": "real-only", "strategy": "real-only", "gate": "none", "fraction": fraction,
                          "UA": base[fraction]["UA"], "synthetic_used": 0, "run": base[fraction]["run"]})
 
-    print(f"## {args.corpus}: LOSO, seeds {args.seeds}, synthetic {setting} "
+    print(f"## {args.corpus}: LOSO, seeds {args.seeds}, synthetic {setting}{' (' + args.train_args + ')' if train_args else ''} "
           f"({', '.join(f'{g}: {sum(1 for _ in open(p))}' for g, p in syn.items())} utterances)\n")
     print("| real fraction | strategy | UA mean [95% CI] | gain vs real-only [95% CI] | p (Wilcoxon / t) | synthetic used |")
     print("|---|---|---|---|---|---|")
