@@ -28,8 +28,8 @@ HELP_PANELS = {
     "Data": ("synthetic", "target", "classes", "labels", "dedupe", "test", "real_fraction"),
     "Protocol": ("cv", "seeds", "test_speakers", "val_speakers", "val_fraction", "allow_speaker_overlap"),
     "Model": ("head", "strategy", "option", "sweep", "norm"),
-    "Training": ("epochs", "patience", "restarts", "lr", "weight_decay", "batch_size", "balanced", "standardize", "tune",
-                 "search", "refit"),
+    "Training": ("epochs", "patience", "restarts", "lr", "weight_decay", "batch_size", "balanced", "standardize",
+                 "tune", "search", "refit"),
     "Fine-tuning (audio records)": ("finetune", "finetune_mode", "finetune_layers", "lora_rank", "backbone_lr"),
     "Output and resources": ("out", "overwrite", "tracker", "jobs", "threads", "device", "devices", "cluster"),
 }

@@ -54,8 +54,9 @@ defines ``embed``; the rest is shared.
   attentive pooling).
 
 ``TrainConfig`` (``trainer.cfg``, read-only): ``head``, ``head_options``, ``lr``,
-``weight_decay``, ``batch_size``, ``max_epochs``, ``patience``, ``balanced``, ``standardize``,
-``seed``, ``device``, ``threads``, ``refit``, ``norm``, ``search``, ``finetune``, ``targets``
+``weight_decay``, ``batch_size``, ``max_epochs``, ``patience``, ``restarts`` (more early-stopped
+rounds of each fit), ``balanced``, ``standardize``, ``seed``, ``device``, ``threads``, ``refit``,
+``norm``, ``search``, ``finetune``, ``targets``
 (the numeric record fields the head predicts, ``--target``; [] for a classifier). With
 targets the trainer's loss is 1 - CCC per target (plus cross-entropy when it classifies too),
 ``evaluate`` returns CCC, r and RMSE per target, ``predict`` the class probabilities followed by
