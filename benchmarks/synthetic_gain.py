@@ -246,7 +246,8 @@ def main() -> None:
             rows.append({"label": "real-only", "strategy": "real-only", "gate": "none", "fraction": fraction,
                          "UA": base[fraction]["UA"], "synthetic_used": 0, "run": base[fraction]["run"]})
 
-    print(f"## {args.corpus}: LOSO, seeds {args.seeds}, synthetic {setting}{' (' + args.train_args + ')' if train_args else ''} "
+    trained = f" ({args.train_args})" if train_args else ""
+    print(f"## {args.corpus}: LOSO, seeds {args.seeds}, synthetic {setting}{trained} "
           f"({', '.join(f'{g}: {sum(1 for _ in open(p))}' for g, p in syn.items())} utterances)\n")
     print("| real fraction | strategy | UA mean [95% CI] | gain vs real-only [95% CI] | p (Wilcoxon / t) | synthetic used |")
     print("|---|---|---|---|---|---|")
