@@ -20,6 +20,14 @@ the wall time (sum and per fold), the peak resident memory of one training proce
 training samples per second (training utterances x epochs run / wall time). Markdown to stdout,
 all numbers to $SERCLI_BENCH_DIR/CORPUS/finetune.json. Not part of CI: a LOSO fine-tuning run
 takes hours on a 2-core CPU.
+
+Every finished fold is also kept in the repository, as a small record under
+``benchmarks/results/finetune/CORPUS/BACKBONE-MODE/SPEAKER-seedS.json`` (its UA, WA, the
+per-utterance predictions, wall time, peak memory, and where it ran: the commit, the date, the
+CPU count), and a later run, on this machine or a fresh one whose bench folder is empty, takes
+the fold from there instead of training it again (``--rerun`` trains it anew). So a table that
+takes longer than one sitting is filled in over several, and each figure says where it came from.
+Commit the new records with the code that made them.
 """
 
 from __future__ import annotations
@@ -27,15 +35,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import ROOT, features, features_name, manifest  # noqa: E402
 
 MODES = ("frozen", "lora", "top")
+RESULTS = Path(__file__).resolve().parent / "results" / "finetune"
 
 
 def timed(args: list) -> dict:
@@ -51,10 +62,38 @@ def timed(args: list) -> dict:
     return {"seconds": time.perf_counter() - t, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
+def record_path(corpus: str, backbone: str, mode: str, speaker: str, seed: int) -> Path:
+    return RESULTS / corpus / f"{backbone}-{mode}" / f"{speaker}-seed{seed}.json"
+
+
+def settings(mode: str, args) -> dict:
+    """What changes a fold's numbers besides the corpus, backbone, mode, speaker and seed."""
+    kept = {"top_layers": args.top_layers} if mode == "top" else {}
+    if args.epochs and mode != "frozen":
+        kept["epochs"] = args.epochs
+    return kept
+
+
+def provenance() -> dict:
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "sercli", "plugins"],
+                           capture_output=True, text=True)
+    return {"commit": commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else ""),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}"}
+
+
 def fold_run(bench: Path, corpus: str, backbone: str, mode: str, speaker: str, seed: int, args) -> dict:
+    """One fold's figures: from its kept record when one exists with these settings, else trained
+    (or read from the bench folder's finished run) and then kept."""
+    kept = record_path(corpus, backbone, mode, speaker, seed)
+    if kept.exists() and not args.rerun:
+        job = json.loads(kept.read_text())
+        if job.get("settings") == settings(mode, args):
+            return job
     out = bench / corpus / "finetune" / f"{backbone}-{mode}" / f"{speaker}-seed{seed}"
     stamp = out.parent / f"{out.name}.timing.json"
-    if not (out / "metrics.json").exists() or not stamp.exists():
+    if not (out / "metrics.json").exists() or not stamp.exists() or args.rerun:
         common = ["--test-speakers", speaker, "--seed", seed, "--out", out, "--overwrite"]
         if mode == "frozen":
             cmd = ["train", features(bench, corpus, features_name(backbone)), *common]
@@ -64,16 +103,20 @@ def fold_run(bench: Path, corpus: str, backbone: str, mode: str, speaker: str, s
                 cmd += ["--finetune-layers", args.top_layers]
             cmd += ["--epochs", args.epochs] if args.epochs else []
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps(timed(cmd)))
+        stamp.write_text(json.dumps({**timed(cmd), **provenance()}))
     metrics = json.loads((out / "metrics.json").read_text())
     config = json.loads((out / "config.json").read_text())
     history = json.loads((out / "history.json").read_text())
-    predictions = [json.loads(line) for line in open(out / "predictions.jsonl")]
+    predictions = [{k: p[k] for k in ("id", "emotion", "predicted") if k in p}
+                   for p in map(json.loads, open(out / "predictions.jsonl"))]
     # a one-job run's metrics.json holds each figure as a summary over its one job
     value = lambda m: m["mean"] if isinstance(m, dict) else m  # noqa: E731
-    return {"speaker": speaker, "seed": seed, "UA": value(metrics["UA"]), "WA": value(metrics["WA"]),
-            "train": config["counts"]["train"], "epochs": len(history), "predictions": predictions,
-            **json.loads(stamp.read_text())}
+    job = {"speaker": speaker, "seed": seed, "settings": settings(mode, args), "UA": value(metrics["UA"]),
+           "WA": value(metrics["WA"]), "train": config["counts"]["train"], "epochs": len(history),
+           **json.loads(stamp.read_text()), "predictions": predictions}
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(job, indent=0) + "\n")
+    return job
 
 
 def row(backbone: str, mode: str, jobs: list[dict], labels: list[str]) -> dict:
@@ -101,6 +144,7 @@ def main() -> None:
     ap.add_argument("--folds", default="", help="test speakers to run now (default: every speaker)")
     ap.add_argument("--top-layers", type=int, default=2, help="layers that learn in the top mode")
     ap.add_argument("--epochs", type=int, default=0, help="cap the fine-tuning epochs (default: train's own)")
+    ap.add_argument("--rerun", action="store_true", help="train every fold again, not from benchmarks/results")
     args = ap.parse_args()
 
     from sercli.core.records import read_records
@@ -138,6 +182,9 @@ def main() -> None:
         print(f"| {r['backbone']} | {r['mode']} | {ua['mean']:.3f} [{ua['ci95'][0]:.3f}, {ua['ci95'][1]:.3f}] | "
               f"{r['pooled_UA']:.3f} | {r['seconds'] / 60:.1f} min ({r['seconds_per_fold']:.0f} s) | "
               f"{r['peak_rss_mb']:.0f} MB | {r['samples_per_s']:.1f} |")
+    for r in rows:  # where each row's folds were trained (benchmarks/results keeps them across machines)
+        where = sorted({f"{j.get('commit', '?')} on {j.get('date', '?')} ({j.get('machine', '?')})" for j in r["jobs"]})
+        print(f"\n{r['backbone']} {r['mode']}: folds trained at " + "; ".join(where))
     for backbone, seconds in extraction.items():
         said = "cached before this run" if seconds is None else f"{seconds:.0f} s"
         print(f"\nfrozen {backbone}: feature extraction (once, every utterance) {said}, not in the wall time above")

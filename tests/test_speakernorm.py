@@ -189,3 +189,19 @@ def test_a_dimension_constant_within_a_speaker_up_to_rounding_reads_as_zero():
         for d in (0, 2, 3):
             assert abs(frames[..., d].mean()) < 1e-4 and abs(frames[..., d].std() - 1) < 1e-3, d
     assert max(np.abs(a - b).max() for a, b in zip(*outs)) < 1e-2
+
+
+def test_standardised_features_are_kept_per_examples_read_only_and_never_cross_parts(tmp_path):
+    records = _store(tmp_path, {"a": (5.0, 3.0, 6), "b": (-2.0, 0.5, 7)})
+    ex = speakernorm.apply(_examples(records), "test")
+    first = ex.features(0)
+    assert ex.features(0) is first  # every later epoch reads the kept array
+    with pytest.raises(ValueError):
+        first[...] = 0.0  # shared, so nobody may change it
+    # another part (b without two of its utterances) has other statistics for b and its own arrays
+    only_a = speakernorm.apply(_examples(records[:6] + records[6:11]), "test")
+    assert only_a.features(0) is not first and np.array_equal(only_a.features(0), first)  # a's statistics alike
+    assert not np.allclose(only_a.features(6), ex.features(6))  # b's are not
+    from sercli.features.read import read_features
+
+    assert np.allclose(speakernorm.normalise(read_features(records[0]), ex.norm[0]), first)

@@ -10,7 +10,11 @@ import numpy as np
 
 from sercli.core.errors import SercliError
 from sercli.features.store import FeatureStore
-from sercli.features.read import read_features
+from sercli.features.read import CACHE_LIMIT, read_features
+
+# the standardised features one Examples keeps (every epoch reads each of them again)
+NORMALISED_LIMIT = CACHE_LIMIT // 4
+
 
 @dataclass
 class Examples:
@@ -23,6 +27,11 @@ class Examples:
     domains: list[int]
     norm: list[tuple[np.ndarray, np.ndarray] | None] | None = None
     values: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        # index -> standardised features, read-only; not a field: a new Examples (subset, replace) starts empty
+        self._normalised: dict[int, np.ndarray] = {}
+        self._normalised_bytes = 0
 
     @classmethod
     def build(cls, records, label_index: dict[str, int], domain: int, targets: list[str] | None = None) -> "Examples":
@@ -77,13 +86,21 @@ class Examples:
         """(layers, frames, dim) float32, read lazily from the store and then kept (standardised
         with ``norm[i]`` when set); an error naming the record and its store if they are not
         finite numbers."""
+        kept = self._normalised.get(i)
+        if kept is not None:
+            return kept
         x = read_features(self.records[i])
         stats = self.norm[i] if self.norm is not None else None
         if stats is None:
             return x
         from sercli.learning.speakernorm import normalise
 
-        return normalise(x, stats)
+        x = normalise(x, stats)
+        if self._normalised_bytes + x.nbytes <= NORMALISED_LIMIT:
+            x.flags.writeable = False  # shared by every later read
+            self._normalised[i] = x
+            self._normalised_bytes += x.nbytes
+        return x
 
 
 def collate(examples: Examples, idx: list[int]):
