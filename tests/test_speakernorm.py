@@ -199,9 +199,9 @@ def test_standardised_features_are_kept_per_examples_read_only_and_never_cross_p
     with pytest.raises(ValueError):
         first[...] = 0.0  # shared, so nobody may change it
     # another part (b without two of its utterances) has other statistics for b and its own arrays
-    only_a = speakernorm.apply(_examples(records[:6] + records[6:11]), "test")
-    assert only_a.features(0) is not first and np.array_equal(only_a.features(0), first)  # a's statistics alike
-    assert not np.allclose(only_a.features(6), ex.features(6))  # b's are not
+    other_part = speakernorm.apply(_examples(records[:6] + records[6:11]), "test")
+    assert other_part.features(0) is not first and np.array_equal(other_part.features(0), first)  # a's statistics alike
+    assert not np.allclose(other_part.features(6), ex.features(6))  # b's are not
     from sercli.features.read import read_features
 
     assert np.allclose(speakernorm.normalise(read_features(records[0]), ex.norm[0]), first)
