@@ -148,14 +148,15 @@ def paired(base: dict, other: dict) -> dict:
     return {"gain": summary(d), **paired_tests(base, other)}
 
 
-def used(agg: dict) -> float | None:
-    """Mean synthetic utterances the jobs trained on (config.json counts.synthetic_used)."""
+def used(agg: dict) -> tuple[float, int, int] | None:
+    """(mean synthetic utterances the jobs trained on, jobs that trained on any, jobs), from each
+    job's config.json counts.synthetic_used; None when no job has one."""
     values = []
     for j in agg["jobs"]:
         cfg = Path(agg["run"]) / j["name"] / "config.json"
         if cfg.exists():
             values.append(json.loads(cfg.read_text())["counts"].get("synthetic_used", 0))
-    return sum(values) / len(values) if values else None
+    return (sum(values) / len(values), sum(1 for v in values if v), len(values)) if values else None
 
 
 def curve(rows: list[dict], path: Path, title: str) -> None:
@@ -238,7 +239,10 @@ def main() -> None:
                                  "fraction": fraction, "UA": base[fraction, head]["UA"], "synthetic_used": 0,
                                  "run": base[fraction, head]["run"]})
                 row = {"label": label, "strategy": strategy, "gate": gate, "fraction": fraction, "UA": agg["UA"],
-                       "synthetic_used": used(agg), "run": agg["run"]}
+                       "run": agg["run"]}
+                counts = used(agg)
+                row["synthetic_used"] = counts and counts[0]
+                row["jobs_with_synthetic"] = counts and counts[1:]
                 if strategy != "real-only":  # against real-only with the same head
                     row["vs_real_only"] = paired(base[(fraction, head) if head else fraction], agg)
                 rows.append(row)
@@ -249,7 +253,7 @@ def main() -> None:
     trained = f" ({args.train_args})" if train_args else ""
     print(f"## {args.corpus}: LOSO, seeds {args.seeds}, synthetic {setting}{trained} "
           f"({', '.join(f'{g}: {sum(1 for _ in open(p))}' for g, p in syn.items())} utterances)\n")
-    print("| real fraction | strategy | UA mean [95% CI] | gain vs real-only [95% CI] | p (Wilcoxon / t) | synthetic used |")
+    print("| real fraction | strategy | UA mean [95% CI] | gain vs real-only [95% CI] | p (Wilcoxon / t) | synthetic used (mean per job; jobs with any) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         ua = r["UA"]
@@ -258,6 +262,8 @@ def main() -> None:
         gain = f"{vs['gain']['mean']:+.3f} [{vs['gain']['ci95'][0]:+.3f}, {vs['gain']['ci95'][1]:+.3f}]" if vs else ""
         p = (f"{vs['wilcoxon_p']:.3g} / {vs['ttest_p']:.3g}" if vs and vs["wilcoxon_p"] is not None else "")
         n = "" if r["synthetic_used"] is None else f"{r['synthetic_used']:.0f}"
+        if r.get("jobs_with_synthetic"):
+            n += " ({} of {} jobs)".format(*r["jobs_with_synthetic"])
         print(f"| {r['fraction']:g} | {r['label']} | {cell} | {gain} | {p} | {n} |")
     gates = {g: gate_report(p.parent, g) for g, p in syn.items() if g != "none"}
     for g, rep in gates.items():
