@@ -216,12 +216,14 @@ def test_cpu_feature_encoder_runs_in_tiles_with_the_whole_run_result(arch, model
     backbone.load()
     encoder = backbone.encoder.model.feature_extractor
     assert "forward" in vars(encoder)  # the tiled forward replaced the class's
-    x = torch.randn(2, int(3.37 * 16000))
+    x = torch.randn(2, int(3.37 * 16000), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         tiled = encoder(x)
         whole = type(encoder).forward(encoder, x)
     assert tiled.shape == whole.shape and tiled.shape[-1] == backbone.num_frames(x.shape[1]) > 3 * 50
-    np.testing.assert_allclose(tiled, whole, atol=1e-6, rtol=1e-6)
+    # float32 rounding only: the folded GroupNorm sums in another order (up to 2.4e-6 on outputs
+    # of magnitude 4.7 over 40 random inputs), while a misplaced tile is off by O(1).
+    np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=1e-5)
 
 
 def test_folded_group_norm_handles_a_conv_bias():
