@@ -241,8 +241,7 @@ def main() -> None:
                 row = {"label": label, "strategy": strategy, "gate": gate, "fraction": fraction, "UA": agg["UA"],
                        "run": agg["run"]}
                 counts = used(agg)
-                row["synthetic_used"] = counts and counts[0]
-                row["jobs_with_synthetic"] = counts and counts[1:]
+                row["synthetic_used"], row["jobs_with_synthetic"] = (counts[0], counts[1:]) if counts else (None, None)
                 if strategy != "real-only":  # against real-only with the same head
                     row["vs_real_only"] = paired(base[(fraction, head) if head else fraction], agg)
                 rows.append(row)
